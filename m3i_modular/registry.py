@@ -1,0 +1,176 @@
+"""One Registry per family, filled by a decorator beside each class.
+
+`build(REGISTRY, cfg)` turns {"type": name, **kwargs} into an object, checking every key against the
+constructor's keyword arguments (and their annotated types) first. Nested builds inherit the JSON path of
+their parent through a context variable, so an error deep inside a text tower still names its full path.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import difflib
+import inspect
+import typing
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+from .errors import ConfigError
+
+_PATH: contextvars.ContextVar[str] = contextvars.ContextVar("m3i_config_path", default="")
+_FILE: contextvars.ContextVar[str] = contextvars.ContextVar("m3i_config_file", default="")
+
+
+def nearest(name: str, options) -> str:
+    """' (did you mean X?)' or a list of valid names, for error messages."""
+    options = sorted(str(o) for o in options)
+    close = difflib.get_close_matches(str(name), options, n=1, cutoff=0.5)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    return f" (valid: {', '.join(options)})" if options else ""
+
+
+def config_error(message: str, key: str = "") -> ConfigError:
+    """A ConfigError located at the current build path (plus `key`)."""
+    return ConfigError(message, path=join_path(_PATH.get(), key), file=_FILE.get())
+
+
+def join_path(base: str, key) -> str:
+    if key == "" or key is None:
+        return base
+    if isinstance(key, int):
+        return f"{base}[{key}]"
+    return f"{base}.{key}" if base else str(key)
+
+
+@contextlib.contextmanager
+def config_path(key, *, file: Optional[str] = None, absolute: bool = False) -> Iterator[str]:
+    """Enter a sub-path of the config (`model.encoder`); errors raised inside name it."""
+    path = str(key) if absolute else join_path(_PATH.get(), key)
+    tok = _PATH.set(path)
+    ftok = _FILE.set(file) if file is not None else None
+    try:
+        yield path
+    finally:
+        _PATH.reset(tok)
+        if ftok is not None:
+            _FILE.reset(ftok)
+
+
+def current_path() -> str:
+    return _PATH.get()
+
+
+class Registry:
+    def __init__(self, family: str):
+        self.family = family
+        self._entries: Dict[str, Callable] = {}
+
+    def register(self, name: str) -> Callable:
+        def deco(obj):
+            if name in self._entries and self._entries[name] is not obj:
+                raise ValueError(f"{self.family} '{name}' is registered twice "
+                                 f"({self._entries[name].__module__} and {obj.__module__})")
+            self._entries[name] = obj
+            obj.registry_name = name
+            return obj
+        return deco
+
+    def get(self, name: str) -> Callable:
+        if name not in self._entries:
+            raise config_error(f"unknown {self.family} type '{name}'{nearest(name, self._entries)}", "type")
+        return self._entries[name]
+
+    def names(self) -> List[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name) -> bool:
+        return name in self._entries
+
+
+EMBEDDINGS = Registry("embedding")
+ENCODERS = Registry("encoder")
+TARGET_EMBEDDINGS = Registry("target_embedding")
+DECODERS = Registry("decoder")
+TARGETS = Registry("target")
+BATCH_TRANSFORMS = Registry("batch_transform")
+DATASETS = Registry("dataset")
+TRANSFORMS = Registry("transform")
+TOKENIZERS = Registry("tokenizer")
+OPTIMIZERS = Registry("optimizer")
+SCHEDULES = Registry("schedule")
+LOGGERS = Registry("logger")
+
+
+def _type_ok(value: Any, ann: Any) -> bool:
+    """A lenient structural check of a JSON value against a constructor annotation."""
+    if ann is inspect.Parameter.empty or ann is Any:
+        return True
+    origin = typing.get_origin(ann)
+    args = typing.get_args(ann)
+    if origin is typing.Union:
+        return any(_type_ok(value, a) for a in args)
+    if ann is type(None):
+        return value is None
+    if origin in (list, List, tuple, typing.Sequence):
+        if not isinstance(value, (list, tuple)):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(args) == len(value) and all(_type_ok(v, a) for v, a in zip(value, args))
+        inner = args[0] if args else Any
+        return all(_type_ok(v, inner) for v in value)
+    if origin in (dict, Dict, typing.Mapping):
+        return isinstance(value, dict)
+    if origin is typing.Literal:
+        return value in args
+    if ann is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ann is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(ann, type):
+        return isinstance(value, ann)
+    return True
+
+
+def _describe(ann: Any) -> str:
+    if isinstance(ann, type):
+        return ann.__name__
+    return str(ann).replace("typing.", "")
+
+
+def check_kwargs(fn: Callable, kwargs: Dict[str, Any], *, what: str, skip=()) -> None:
+    """Check keys (unknown, missing) and types of `kwargs` against `fn`'s keyword parameters."""
+    target = fn.__init__ if inspect.isclass(fn) else fn
+    sig = inspect.signature(target)
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # an unresolvable annotation only loses the type check
+        hints = {}
+    params = {n: p for n, p in sig.parameters.items()
+              if n != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+    for key, value in kwargs.items():
+        if key not in params:
+            if takes_any:
+                continue
+            raise config_error(f"unknown key '{key}' for {what}{nearest(key, params)}", key)
+        ann = hints.get(key, params[key].annotation)
+        if not _type_ok(value, ann):
+            raise config_error(f"expected {_describe(ann)} for '{key}' of {what}, got {value!r}", key)
+    for name, p in params.items():
+        if name in skip:
+            continue
+        if p.default is inspect.Parameter.empty and name not in kwargs:
+            raise config_error(f"missing key '{name}' for {what}", name)
+
+
+def build(registry: Registry, cfg: Any, *, key: Any = "", **extra: Any) -> Any:
+    """Build a component from {"type": ..., **kwargs}; `extra` are runtime arguments not in the config."""
+    with config_path(key):
+        if not isinstance(cfg, dict):
+            raise config_error(f"expected an object with a 'type' for {registry.family}, got {cfg!r}")
+        if "type" not in cfg:
+            raise config_error(f"missing key 'type' for {registry.family}"
+                               f" (valid: {', '.join(registry.names())})", "type")
+        cls = registry.get(cfg["type"])
+        kwargs = {k: v for k, v in cfg.items() if k != "type"}
+        check_kwargs(cls, kwargs, what=f"{registry.family} '{cfg['type']}'", skip=tuple(extra))
+        return cls(**kwargs, **extra)
