@@ -11,12 +11,16 @@ import contextvars
 import difflib
 import inspect
 import typing
+import zlib
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from .errors import ConfigError
 
 _PATH: contextvars.ContextVar[str] = contextvars.ContextVar("m3i_config_path", default="")
 _FILE: contextvars.ContextVar[str] = contextvars.ContextVar("m3i_config_file", default="")
+_RESOLVER: contextvars.ContextVar[Optional[Callable[[str], Any]]] = contextvars.ContextVar("m3i_resolver",
+                                                                                          default=None)
+_SEED: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar("m3i_init_seed", default=None)
 
 
 def nearest(name: str, options) -> str:
@@ -57,6 +61,45 @@ def config_path(key, *, file: Optional[str] = None, absolute: bool = False) -> I
 
 def current_path() -> str:
     return _PATH.get()
+
+
+@contextlib.contextmanager
+def build_context(*, resolver: Optional[Callable[[str], Any]] = None, seed: Optional[int] = None):
+    """While building a model: how "@name" strings resolve, and the seed that module inits derive from."""
+    rtok, stok = _RESOLVER.set(resolver), _SEED.set(seed)
+    try:
+        yield
+    finally:
+        _RESOLVER.reset(rtok)
+        _SEED.reset(stok)
+
+
+def resolve_refs(value: Any) -> Any:
+    """Replace "@name" strings (recursively in lists and dicts) by the objects they name."""
+    resolver = _RESOLVER.get()
+    if resolver is None:
+        return value
+    if isinstance(value, str) and value.startswith("@"):
+        return resolver(value)
+    if isinstance(value, list):
+        return [resolve_refs(v) for v in value]
+    if isinstance(value, dict):
+        return {k: resolve_refs(v) for k, v in value.items()}
+    return value
+
+
+@contextlib.contextmanager
+def seeded_init(path: str):
+    """Each module initialises from a seed derived from (run seed, its config path): adding an objective
+    does not change the tower's initial weights."""
+    seed = _SEED.get()
+    if seed is None:
+        yield
+        return
+    import torch  # local: the registry itself needs no torch
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(zlib.crc32(f"{seed}:{path}".encode()) & 0x7FFFFFFF)
+        yield
 
 
 class Registry:
@@ -171,6 +214,7 @@ def build(registry: Registry, cfg: Any, *, key: Any = "", **extra: Any) -> Any:
             raise config_error(f"missing key 'type' for {registry.family}"
                                f" (valid: {', '.join(registry.names())})", "type")
         cls = registry.get(cfg["type"])
-        kwargs = {k: v for k, v in cfg.items() if k != "type"}
+        kwargs = {k: resolve_refs(v) for k, v in cfg.items() if k != "type"}
         check_kwargs(cls, kwargs, what=f"{registry.family} '{cfg['type']}'", skip=tuple(extra))
-        return cls(**kwargs, **extra)
+        with seeded_init(current_path()):
+            return cls(**kwargs, **extra)

@@ -1,0 +1,1 @@
+from . import pool, predictor  # noqa: F401  (registration)

@@ -1,0 +1,5 @@
+from . import patch, text  # noqa: F401  (registration)
+from .compose import ComposedEmbedding, build_embedding
+from .tokens import Tokens
+
+__all__ = ["ComposedEmbedding", "Tokens", "build_embedding"]

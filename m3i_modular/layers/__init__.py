@@ -1,0 +1,8 @@
+from .attention import Attention
+from .block import TransformerBlock
+from .drop_path import DropPath
+from .mlp import Mlp
+from .positions import grid_centres, sincos_1d, sincos_2d, view_relative_positions
+
+__all__ = ["Attention", "TransformerBlock", "DropPath", "Mlp", "grid_centres", "sincos_1d", "sincos_2d",
+           "view_relative_positions"]

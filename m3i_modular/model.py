@@ -1,0 +1,216 @@
+"""Objective + PretrainModel: the online tower (embedding, encoder), batch transforms, and objectives, each
+binding one target embedding, one decoder and one target (DESIGN §2)."""
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch import nn
+
+from .embeddings import build_embedding
+from .errors import ConfigError
+from .registry import (BATCH_TRANSFORMS, DECODERS, ENCODERS, TARGET_EMBEDDINGS, TARGETS, build, build_context,
+                       check_kwargs, config_error, config_path, nearest)
+from .selection import Encoded, make_query, select
+
+
+class Objective(nn.Module):
+    def __init__(self, *, name: str, input: str, target_view: str, target_embedding: nn.Module,
+                 decoder: nn.Module, target: nn.Module, select: str = "all", weight: float = 1.0,
+                 loss_on: str = "all", shared_target: bool = False):
+        super().__init__()
+        if loss_on not in ("all", "masked", "visible"):
+            raise ValueError(f"loss_on must be all, masked or visible, got {loss_on!r}")
+        self.name, self.input, self.target_view, self.select = name, input, target_view, select
+        self.weight, self.loss_on = weight, loss_on
+        if shared_target:  # declared once under "shared": referenced here, owned (and saved) there
+            self.__dict__["target_embedding"] = target_embedding
+        else:
+            self.target_embedding = target_embedding
+        self.decoder, self.target = decoder, target
+
+    def forward(self, enc: Encoded, batch: dict, targets_cache: dict):
+        sel = select(enc, self.select, batch)
+        key = (id(self.target_embedding), self.target_view)
+        if key not in targets_cache:  # one EMA pass serves every objective that reads the same view
+            targets_cache[key] = self.target_embedding(batch, view=self.target_view)
+        tgt = targets_cache[key].take(sel.rows)
+        query = None
+        if getattr(self.decoder, "needs_query", False):
+            query = make_query(batch, sel, enc, self.target_view, tgt.grid)
+        pred = self.decoder(sel, query)
+        loss_mask = None
+        if self.loss_on != "all" and sel.visible is not None:
+            loss_mask = ~sel.visible if self.loss_on == "masked" else sel.visible
+        return self.target(pred, tgt, loss_mask)
+
+
+def _objective_keys(*, input: str, target_view: str, target_embedding: Any, decoder: dict, target: dict,
+                    select: str = "all", weight: float = 1.0, loss_on: str = "all") -> None:
+    """The keys an objective takes (validated against this signature)."""
+
+
+def _model_keys(*, embedding: dict, encoder: dict, objectives: dict, batch_transforms: list = (),
+                mask_mode: str = "drop") -> None:
+    """The keys "model" takes (validated against this signature)."""
+
+
+class PretrainModel(nn.Module):
+    def __init__(self, *, embedding: nn.Module, encoder: nn.Module, shared: Dict[str, nn.Module],
+                 batch_transforms: List[nn.Module], objectives: Dict[str, Objective], mask_mode: str = "drop"):
+        super().__init__()
+        if mask_mode not in ("drop", "replace"):
+            raise ValueError(f"mask_mode must be drop or replace, got {mask_mode!r}")
+        self.embedding, self.encoder = embedding, encoder
+        self.shared = nn.ModuleDict(shared)
+        self.batch_transforms = nn.ModuleList(batch_transforms)
+        self.objectives = nn.ModuleDict(objectives)
+        self.mask_mode = mask_mode
+        if mask_mode == "replace":  # SimMIM: masked patches enter the encoder as a learned token
+            self.mask_token = nn.Parameter(torch.zeros(1, 1, encoder.dim))
+            nn.init.normal_(self.mask_token, std=0.02)
+
+    # -- the online tower -------------------------------------------------------------------------------
+    def encode(self, batch: dict, name: str) -> Encoded:
+        views = batch.get("views", {})
+        if name in views:
+            inputs = views[name]
+        elif name in batch and torch.is_tensor(batch[name]):
+            inputs = batch[name]
+        else:
+            raise ConfigError(f"objective input '{name}' is not in the batch"
+                              f"{nearest(name, list(views) + [k for k, v in batch.items() if torch.is_tensor(v)])}")
+        tokens = self.embedding(inputs, segments=batch.get("segments"))
+        prefix = getattr(self.embedding, "num_prefix", 0)
+        mask = batch.get("masks", {}).get(name)
+        keep = None
+        if mask is not None and self.mask_mode == "replace":
+            x = tokens.x.clone()
+            grid_x = x[:, prefix:]
+            m = mask.unsqueeze(-1).to(x.dtype)
+            x[:, prefix:] = grid_x * (1 - m) + self.mask_token.to(x.dtype) * m
+            tokens = tokens.with_x(x)
+        elif mask is not None:
+            k = int((~mask[0]).sum())
+            keep = (~mask).float().argsort(dim=1, descending=True, stable=True)[:, :k].sort(dim=1).values
+        enc_keep = keep
+        if keep is not None and prefix:
+            pre = torch.arange(prefix, device=keep.device).expand(keep.shape[0], -1)
+            enc_keep = torch.cat([pre, keep + prefix], dim=1)
+        z = self.encoder(tokens, keep=enc_keep)
+        return Encoded(name=name, z=z, tokens=tokens, keep=keep, mask=mask if keep is not None else None,
+                       prefix=prefix)
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> last-layer tokens (B, N, D)."""
+        return self.encoder(self.embedding(images))
+
+    # -- training ---------------------------------------------------------------------------------------
+    def forward(self, batch: dict) -> Dict[str, torch.Tensor]:
+        for bt in self.batch_transforms:
+            batch = bt(batch)
+        encoded: Dict[str, Encoded] = {}
+        targets_cache: dict = {}
+        out: Dict[str, torch.Tensor] = {}
+        total = None
+        for name, obj in self.objectives.items():
+            if obj.input not in encoded:
+                encoded[obj.input] = self.encode(batch, obj.input)
+            loss, metrics = obj(encoded[obj.input], batch, targets_cache)
+            out[f"{name}_loss"] = loss
+            for k, v in metrics.items():
+                out[f"{name}_{k}"] = v
+            total = obj.weight * loss if total is None else total + obj.weight * loss
+        out["loss"] = total
+        return out
+
+    def after_optimizer_step(self, step: int, total_steps: int) -> None:
+        for m in _unique_modules(self):
+            if m is not self and hasattr(m, "after_optimizer_step"):
+                m.after_optimizer_step(step, total_steps)
+
+    def after_init_from(self) -> None:
+        for m in _unique_modules(self):
+            if m is not self and hasattr(m, "after_init_from"):
+                m.after_init_from()
+
+
+def _unique_modules(model: nn.Module):
+    seen = set()
+    for m in list(model.modules()) + [o.target_embedding for o in getattr(model, "objectives", {}).values()]:
+        if id(m) not in seen:
+            seen.add(id(m))
+            yield m
+
+
+def build_model(model_cfg: dict, shared_cfg: Optional[dict] = None, *, seed: int = 0) -> PretrainModel:
+    """Assemble a PretrainModel from the "model" and "shared" sections of a recipe."""
+    shared_cfg = shared_cfg or {}
+    with config_path("model", absolute=True):
+        if not isinstance(model_cfg, dict):
+            raise config_error("'model' must be an object")
+        check_kwargs(_model_keys, model_cfg, what="model")
+    parts: Dict[str, nn.Module] = {}
+    shared: Dict[str, nn.Module] = {}
+
+    def resolve(ref: str):
+        name, *attrs = ref[1:].split(".")
+        if name in shared:
+            obj = shared[name]
+        elif name in parts:
+            obj = parts[name]
+        else:
+            raise config_error(f"unknown reference '{ref}'{nearest(name, list(shared) + list(parts))}")
+        for a in attrs:
+            if not hasattr(obj, a):
+                raise config_error(f"reference '{ref}': '{name}' has no part '{a}'")
+            obj = getattr(obj, a)
+        return obj
+
+    with build_context(resolver=resolve, seed=seed):
+        with config_path("model", absolute=True):
+            parts["embedding"] = build_embedding(model_cfg["embedding"], key="embedding")
+            parts["encoder"] = build(ENCODERS, model_cfg["encoder"], key="encoder")
+            bts = [build(BATCH_TRANSFORMS, c, key=f"batch_transforms[{i}]")
+                   for i, c in enumerate(model_cfg.get("batch_transforms", []))]
+        with config_path("shared", absolute=True):
+            for name, cfg in shared_cfg.items():
+                shared[name] = build(TARGET_EMBEDDINGS, cfg, key=name)
+        with config_path("model.objectives", absolute=True):
+            objectives = {}
+            if not model_cfg["objectives"]:
+                raise config_error("a recipe needs at least one objective")
+            for name, cfg in model_cfg["objectives"].items():
+                with config_path(name):
+                    check_kwargs(_objective_keys, cfg, what=f"objective '{name}'")
+                    if cfg.get("weight", 1.0) == 0:
+                        continue  # a weight-0 objective is not built at all
+                    objectives[name] = _build_objective(name, cfg, parts["encoder"], resolve)
+            if not objectives:
+                raise config_error("every objective has weight 0: give one a non-zero weight")
+        model = PretrainModel(embedding=parts["embedding"], encoder=parts["encoder"], shared=shared,
+                              batch_transforms=bts, objectives=objectives,
+                              mask_mode=model_cfg.get("mask_mode", "drop"))
+    for m in _unique_modules(model):
+        if m is not model and hasattr(m, "bind"):
+            m.bind(model)
+    return model
+
+
+def _build_objective(name: str, cfg: dict, encoder: nn.Module, resolve) -> Objective:
+    te_cfg = cfg["target_embedding"]
+    shared_target = isinstance(te_cfg, str)
+    if shared_target:
+        if not te_cfg.startswith("@"):
+            raise config_error("target_embedding is an object or a \"@shared_name\" reference", "target_embedding")
+        with config_path("target_embedding"):
+            te = resolve(te_cfg)
+    else:
+        te = build(TARGET_EMBEDDINGS, te_cfg, key="target_embedding")
+    out_dim = getattr(te, "dim", None)
+    if out_dim is None:
+        raise config_error(f"target embedding '{te_cfg}' does not say its dim", "target_embedding")
+    decoder = build(DECODERS, cfg["decoder"], key="decoder", in_dim=encoder.dim, out_dim=out_dim)
+    target = build(TARGETS, cfg["target"], key="target")
+    return Objective(name=name, input=cfg["input"], target_view=cfg["target_view"], target_embedding=te,
+                     decoder=decoder, target=target, select=cfg.get("select", "all"),
+                     weight=float(cfg.get("weight", 1.0)), loss_on=cfg.get("loss_on", "all"),
+                     shared_target=shared_target)

@@ -1,0 +1,1 @@
+from . import boltzmann, gaussian  # noqa: F401  (registration)
