@@ -1,0 +1,111 @@
+"""Checkpoints: a directory per save, written under a temporary name and renamed; `latest` names the newest;
+`keep_last` prunes; everything loads with weights_only=True (DESIGN §8)."""
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from typing import Dict, List, Optional
+
+import torch
+
+from .errors import ConfigError
+
+LATEST = "latest"
+
+
+def step_dir(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+def _atomic_text(path: str, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def run_metadata(world: int, precision: str) -> dict:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        rev = ""
+    return {"git_revision": rev, "torch": torch.__version__, "cuda": torch.version.cuda,
+            "python": platform.python_version(), "hardware": platform.processor() or platform.machine(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "world_size": world, "precision": precision}
+
+
+def save_checkpoint(root: str, step: int, tensors: Dict[str, dict], *, config: dict, meta: dict,
+                    extra_files: Optional[Dict[str, str]] = None, keep_last: int = 0) -> str:
+    """tensors: file stem -> state (model, optimizer, trainer). extra_files: name -> source path (tokenizer)."""
+    os.makedirs(root, exist_ok=True)
+    final = os.path.join(root, step_dir(step))
+    tmp = tempfile.mkdtemp(dir=root, prefix=f".{step_dir(step)}.tmp-")
+    try:
+        for stem, state in tensors.items():
+            torch.save(state, os.path.join(tmp, f"{stem}.pt"))
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            json.dump(config, f, indent=2)
+        with open(os.path.join(tmp, "meta.json"), "w") as f:
+            json.dump(dict(meta, step=step), f, indent=2)
+        for name, src in (extra_files or {}).items():
+            os.makedirs(os.path.dirname(os.path.join(tmp, name)), exist_ok=True)
+            shutil.copyfile(src, os.path.join(tmp, name))
+        if os.path.exists(final):
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _atomic_text(os.path.join(root, LATEST), step_dir(step) + "\n")
+    if keep_last > 0:
+        prune(root, keep_last)
+    return final
+
+
+def list_checkpoints(root: str) -> List[str]:
+    if not os.path.isdir(root):
+        return []
+    return sorted(d for d in os.listdir(root) if d.startswith("step_") and ".tmp-" not in d)
+
+
+def prune(root: str, keep_last: int) -> None:
+    for d in list_checkpoints(root)[:-keep_last]:
+        shutil.rmtree(os.path.join(root, d), ignore_errors=True)
+
+
+def latest_checkpoint(root: str) -> Optional[str]:
+    path = os.path.join(root, LATEST)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        name = f.read().strip()
+    full = os.path.join(root, name)
+    return full if os.path.isdir(full) else None
+
+
+def resolve_checkpoint(path: str) -> str:
+    """A step directory, or a run / checkpoints directory whose `latest` names one."""
+    if os.path.isfile(os.path.join(path, "model.pt")):
+        return path
+    for root in (path, os.path.join(path, "checkpoints")):
+        found = latest_checkpoint(root)
+        if found:
+            return found
+    raise ConfigError(f"no checkpoint at '{path}' (expected a step_* directory with model.pt, or a run "
+                      f"directory with checkpoints/latest)")
+
+
+def load_tensors(ckpt_dir: str, stem: str, map_location="cpu") -> dict:
+    path = os.path.join(ckpt_dir, f"{stem}.pt")
+    if not os.path.isfile(path):
+        raise ConfigError(f"checkpoint '{ckpt_dir}' has no {stem}.pt (incomplete or not a checkpoint)")
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def load_config_json(ckpt_dir: str) -> dict:
+    with open(os.path.join(ckpt_dir, "config.json")) as f:
+        return json.load(f)

@@ -1,0 +1,98 @@
+"""From a resolved recipe to the objects of a run: model, data, optimizer, schedule (shared by pretrain.py,
+--dry-run, the inference API and the tests)."""
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+import torch
+
+from .config import dump_config
+from .model import PretrainModel, build_model
+from .optim import build_optimizer
+from .registry import TOKENIZERS, build, config_path
+from .schedules import Schedule
+from .trainer import TrainConfig, seed_everything
+
+
+@dataclass
+class Run:
+    cfg: dict
+    train: TrainConfig
+    model: PretrainModel
+    tokenizer: Any
+    dataset: Any
+    collate: Any
+
+
+def build_tokenizer(cfg: dict, *, base_dir: str = "") -> Any:
+    tcfg = cfg.get("tokenizer")
+    if tcfg is None:
+        return None
+    tcfg = dict(tcfg)
+    for key in ("model", "vocab", "path"):  # file paths in a recipe are relative to the repo or the recipe
+        if isinstance(tcfg.get(key), str) and not os.path.exists(tcfg[key]) and base_dir:
+            alt = os.path.join(base_dir, tcfg[key])
+            if os.path.exists(alt):
+                tcfg[key] = alt
+    with config_path("tokenizer", absolute=True):
+        from .data import tokenizers  # noqa: F401  (registration)
+        return build(TOKENIZERS, tcfg)
+
+
+def build_run(cfg: dict, *, world: int = 1, with_data: bool = True, device: Optional[str] = None) -> Run:
+    """Everything is validated here, before anything is written to disk."""
+    tc = TrainConfig.from_config(cfg["train"], world=world)
+    seed_everything(tc.seed)
+    base_dir = os.path.dirname(cfg.get("_file", ""))
+    tokenizer = build_tokenizer(cfg, base_dir=base_dir)
+    if device == "meta":
+        with torch.device("meta"):
+            model = build_model(cfg["model"], cfg.get("shared"), seed=tc.seed)
+    else:
+        model = build_model(cfg["model"], cfg.get("shared"), seed=tc.seed)
+    dataset = collate = None
+    if with_data:
+        from .data.pipeline import PretrainDataset, build_views, collate
+        views = build_views(cfg.get("views", {})) if cfg.get("views") else {}
+        dataset = PretrainDataset(cfg["data"], views, tokenizer=tokenizer, seed=tc.seed)
+    return Run(cfg=cfg, train=tc, model=model, tokenizer=tokenizer, dataset=dataset, collate=collate)
+
+
+def build_optim(run: Run):
+    with config_path("optim", absolute=True):
+        opt = build_optimizer(run.model, run.cfg.get("optim", {"type": "adamw", "lr": 1e-4}),
+                              batch_size=run.train.batch_size)
+    return opt, Schedule(run.cfg.get("schedule"), run.train.total_steps)
+
+
+def parameter_table(model: torch.nn.Module) -> Dict[str, int]:
+    """Parameters per component (shared ones counted once, where they are declared)."""
+    table: Dict[str, int] = {}
+    for name, p in model.named_parameters():
+        parts = name.split(".")
+        key = ".".join(parts[:2]) if parts[0] in ("objectives", "shared") else parts[0]
+        table[key] = table.get(key, 0) + p.numel()
+    table["total"] = sum(p.numel() for p in model.parameters())
+    return table
+
+
+def flops_per_step(run: Run, sample_batch: dict) -> float:
+    """Forward FLOPs of a small batch, scaled to the global batch, x3 for forward + backward."""
+    from torch.utils.flop_counter import FlopCounterMode
+    n = sample_batch["index"].shape[0]
+    counter = FlopCounterMode(display=False)
+    run.model.train()
+    with counter:
+        run.model(sample_batch)
+    return 3.0 * counter.get_total_flops() * run.train.batch_size / n
+
+
+def describe(run: Run) -> str:
+    lines = ["# resolved config", dump_config(run.cfg), "# parameters per component"]
+    for k, v in parameter_table(run.model).items():
+        lines.append(f"{k:40s} {v:>14,d}")
+    if run.dataset is not None:
+        batch = run.collate([run.dataset[i] for i in range(2)])
+        lines.append(f"# FLOPs per step (forward + backward, global batch {run.train.batch_size}): "
+                     f"{flops_per_step(run, batch):.3e}")
+    return "\n".join(lines)
