@@ -1,0 +1,11 @@
+"""Data: sources, views (transforms + maskers), mixing and the batch pipeline.
+
+Importing this package registers the built-in sources, transforms and maskers.
+"""
+from . import masks, synthetic_shapes, transforms  # noqa: F401  (registration side effects)
+from .mixing import PositionSampler, derive_seed, epoch_order
+from .pipeline import PretrainDataset, apply_view, build_views, collate, encode_text
+from .view import View
+
+__all__ = ["PositionSampler", "PretrainDataset", "View", "apply_view", "build_views", "collate",
+           "derive_seed", "encode_text", "epoch_order"]

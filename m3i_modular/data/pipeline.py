@@ -1,0 +1,191 @@
+"""Sources -> named views, tokenized text -> the batch dict the model reads (DESIGN §5).
+
+    views = build_views(cfg["views"])
+    ds = PretrainDataset(cfg["data"], views, tokenizer=tok, seed=cfg["train"]["seed"])
+    loader = DataLoader(ds, batch_size=b, sampler=PositionSampler(start=consumed), collate_fn=collate)
+
+Every augmentation draw comes from a generator seeded by (seed, global position, view name), so a sample
+looks the same whichever worker builds it and whether or not the run was resumed.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import DataError
+from ..registry import DATASETS, TRANSFORMS, build, config_error, config_path
+from . import masks as _masks  # noqa: F401  (registers the maskers)
+from . import synthetic_shapes as _shapes  # noqa: F401  (registers the built-in source)
+from .mixing import epoch_order, generator
+from .transforms import Transform
+from .view import View
+
+DATA_KEYS = ("sources", "text_length", "epoch_size")
+
+
+def build_views(views_cfg: Dict[str, list]) -> Dict[str, List[Transform]]:
+    """{"view1": [{"type": ...}, ...]} -> {"view1": [transform, ...]}, errors located at views.<name>[i]."""
+    with config_path("views", absolute=True):
+        if not isinstance(views_cfg, dict) or not views_cfg:
+            raise config_error("expected an object of named views, each a list of transforms")
+        views = {}
+        for name, steps in views_cfg.items():
+            with config_path(name):
+                if not isinstance(steps, list):
+                    raise config_error(f"view '{name}' must be a list of transforms, got {steps!r}")
+                built = [build(TRANSFORMS, step, key=i) for i, step in enumerate(steps)]
+                _check_order(built)
+            views[name] = built
+    return views
+
+
+def _check_order(steps: List[Transform]) -> None:
+    masked_at = None
+    for i, t in enumerate(steps):
+        if getattr(t, "masker", False):
+            if masked_at is not None:
+                raise config_error(f"a view takes one masker; steps {masked_at} and {i} both mask", i)
+            masked_at = i
+        elif masked_at is not None and getattr(t, "geometric", False):
+            raise config_error(f"'{t.registry_name}' moves pixels after the masker at step {masked_at}; "
+                               f"put crops, resizes and flips before it", i)
+
+
+def apply_view(steps: Sequence[Transform], image: torch.Tensor, g: torch.Generator) -> View:
+    """Run one named view's transforms on a raw uint8 (3, H, W) image."""
+    view = View.from_uint8(image)
+    for t in steps:
+        view = t(view, g)
+    return view
+
+
+def encode_text(caption: Optional[str], tokenizer: Any, length: int) -> torch.Tensor:
+    """BOS + ids + EOS, content truncated so EOS always survives, padded with pad_id to `length`."""
+    bos, eos = getattr(tokenizer, "bos_id", None), getattr(tokenizer, "eos_id", None)
+    out = torch.full((length,), int(tokenizer.pad_id), dtype=torch.long)
+    if caption is None:
+        return out
+    head = [] if bos is None else [int(bos)]
+    tail = [] if eos is None else [int(eos)]
+    room = max(0, length - len(head) - len(tail))
+    ids = head + [int(i) for i in tokenizer.encode(caption)][:room] + tail
+    out[:len(ids)] = torch.tensor(ids[:length], dtype=torch.long)
+    return out
+
+
+class PretrainDataset(Dataset):
+    """Map-style over global positions: item p is slot p % epoch_size of epoch p // epoch_size.
+
+    data_cfg: {"sources": [{"type": ..., "weight": w, **kwargs}], "text_length": 32, "epoch_size": n}
+    (epoch_size defaults to the sum of the sources' lengths). `len()` is the epoch size; indices beyond it
+    are later epochs, which a PositionSampler produces.
+    """
+
+    def __init__(self, data_cfg: Dict[str, Any], views: Dict[str, List[Transform]], *, tokenizer: Any = None,
+                 seed: int = 0):
+        with config_path("data", absolute=True):
+            if not isinstance(data_cfg, dict):
+                raise config_error("expected an object with a 'sources' list")
+            for key in data_cfg:
+                if key not in DATA_KEYS:
+                    raise config_error(f"unknown key '{key}' for data (valid: {', '.join(DATA_KEYS)})", key)
+            self.sources, self.weights = self._build_sources(data_cfg.get("sources"))
+            self.text_length = data_cfg.get("text_length", 32)
+            if not isinstance(self.text_length, int) or self.text_length < 2:
+                raise config_error(f"text_length must be an int >= 2, got {self.text_length!r}", "text_length")
+            self.epoch_size = data_cfg.get("epoch_size") or sum(len(s) for s in self.sources)
+            if not isinstance(self.epoch_size, int) or self.epoch_size < 1:
+                raise config_error(f"epoch_size must be a positive int, got {self.epoch_size!r}", "epoch_size")
+        if tokenizer is not None and not hasattr(tokenizer, "pad_id"):
+            raise TypeError("the tokenizer needs encode(text) -> list[int] and pad_id / bos_id / eos_id")
+        self.views, self.tokenizer, self.seed = views, tokenizer, seed
+        self._orders: Dict[int, tuple] = {}
+
+    @staticmethod
+    def _build_sources(cfgs: Any):
+        if not isinstance(cfgs, list) or not cfgs:
+            raise config_error("data needs a non-empty 'sources' list, e.g. "
+                               "[{\"type\": \"synthetic_shapes\", \"weight\": 1.0}]", "sources")
+        sources, weights = [], []
+        for i, cfg in enumerate(cfgs):
+            with config_path("sources"):
+                if not isinstance(cfg, dict):
+                    raise config_error(f"expected an object with a 'type', got {cfg!r}", i)
+                w = cfg.get("weight", 1.0)
+                if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
+                    with config_path(i):
+                        raise config_error(f"weight must be a number >= 0, got {w!r}", "weight")
+                source = build(DATASETS, {k: v for k, v in cfg.items() if k != "weight"}, key=i)
+                if len(source) < 1:
+                    raise config_error("source is empty", i)
+            sources.append(source)
+            weights.append(float(w))
+        if sum(weights) <= 0:
+            raise config_error("at least one source needs a positive weight", "sources")
+        return sources, weights
+
+    def __len__(self) -> int:
+        return self.epoch_size
+
+    def order(self, epoch: int):
+        """(source ids, indices) of one epoch, cached for the last two epochs a worker touched."""
+        if epoch not in self._orders:
+            if len(self._orders) >= 2:
+                self._orders.pop(min(self._orders))
+            self._orders[epoch] = epoch_order(self.weights, [len(s) for s in self.sources], self.epoch_size,
+                                              self.seed, epoch)
+        return self._orders[epoch]
+
+    def locate(self, position: int):
+        """Global position -> (source id, index within that source)."""
+        epoch, slot = divmod(int(position), self.epoch_size)
+        source, index = self.order(epoch)
+        return int(source[slot]), int(index[slot])
+
+    def __getitem__(self, position: int) -> Dict[str, Any]:
+        if position < 0:
+            raise IndexError(f"positions are >= 0, got {position}")
+        s, i = self.locate(position)
+        raw = self.sources[s][i]
+        image = raw.get("image")
+        if image is None and self.views:
+            raise DataError(f"sample '{raw.get('key')}' has no image, but views are configured; "
+                            f"give image-less sources no views")
+        views, geometry, masks = {}, {}, {}
+        for name, steps in self.views.items():
+            view = apply_view(steps, image, generator(self.seed, position, name))
+            views[name], geometry[name] = view.image, view.geometry()
+            if view.mask is not None:
+                masks[name] = view.mask
+        caption, label = raw.get("caption"), raw.get("label")
+        item = {"views": views, "geometry": geometry, "masks": masks,
+                "label": -1 if label is None else int(label), "index": int(position),
+                "key": str(raw.get("key", f"{s}/{i}")), "seg": raw.get("seg"),
+                "present": {"label": label is not None,
+                            "text": caption is not None and self.tokenizer is not None}}
+        if self.tokenizer is not None:
+            item["text"] = encode_text(caption, self.tokenizer, self.text_length)
+        return item
+
+
+def collate(items: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Stack per-sample dicts into the batch dict (DESIGN §5)."""
+    first = items[0]
+    batch: Dict[str, Any] = {
+        "views": {n: torch.stack([it["views"][n] for it in items]) for n in first["views"]},
+        "geometry": {n: torch.stack([it["geometry"][n] for it in items]) for n in first["geometry"]},
+        "masks": {n: torch.stack([it["masks"][n] for it in items]) for n in first["masks"]},
+        "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
+        "present": {k: torch.tensor([it["present"][k] for it in items], dtype=torch.bool)
+                    for k in first["present"]},
+        "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
+        "key": [it["key"] for it in items],
+    }
+    if "text" in first:
+        batch["text"] = torch.stack([it["text"] for it in items])
+    segs = [it.get("seg") for it in items]
+    if all(s is not None for s in segs) and len({tuple(s.shape) for s in segs}) == 1:
+        batch["seg"] = torch.stack(segs)  # source coordinates; map through batch["geometry"]
+    return batch
