@@ -13,6 +13,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import checkpoint as ckpt
+from . import loggers as _loggers  # noqa: F401  (registration)
 from .distributed import DistEnv, all_mean, gather_bytes
 from .errors import ConfigError
 from .registry import LOGGERS, build, check_kwargs, config_path
@@ -47,6 +48,9 @@ class TrainConfig:
                                   path="train.precision")
             if tc.total_steps < 1 or tc.batch_size < 1 or tc.grad_accum < 1:
                 raise ConfigError("total_steps, batch_size and grad_accum must be >= 1", path="train")
+            for i, name in enumerate(tc.loggers):
+                with config_path(f"loggers[{i}]"):
+                    LOGGERS.get(name)
             if tc.batch_size % (world * tc.grad_accum):
                 raise ConfigError(f"batch_size {tc.batch_size} does not split over {world} ranks x grad_accum "
                                   f"{tc.grad_accum}: make it a multiple of {world * tc.grad_accum}",
