@@ -1,0 +1,1 @@
+"""Data: tokenizers, shard writers and readers, transforms, datasets."""
