@@ -12,7 +12,7 @@ import os
 from typing import Any, Dict, List, Optional, Sequence
 
 from ...errors import ConfigError, DataError
-from ...registry import TOKENIZERS, build
+from ...registry import TOKENIZERS, build, config_path
 from ..atomic import atomic_write_text
 
 META_FILE = "m3i_tokenizer.json"
@@ -99,3 +99,32 @@ def tokenizer_from_dir(directory: str) -> Tokenizer:
 def _register_builtins() -> None:
     # Importing the package registers the built-in tokenizers; done lazily to avoid an import cycle.
     from . import char, spm, wordpiece  # noqa: F401
+
+
+def tokenizer_from_path(path: str) -> Tokenizer:
+    """Load a tokenizer from what a user names on a command line.
+
+    A directory written by `save`, a sentencepiece `.model`, a BERT `vocab.txt`, or a JSON config
+    {"type": ..., ...} whose file arguments are relative to the working directory.
+    """
+    if os.path.isdir(path):
+        return tokenizer_from_dir(path)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: tokenizer not found (give a saved tokenizer directory, a sentencepiece "
+                        f".model, a BERT vocab.txt or a JSON tokenizer config)")
+    if path.endswith(".model"):
+        return build_tokenizer({"type": "sentencepiece", "model": path})
+    if path.endswith(".txt"):
+        return build_tokenizer({"type": "wordpiece", "vocab": path})
+    if path.endswith(".json"):
+        try:
+            with open(path, encoding="utf-8") as f:
+                cfg = json.load(f)
+        except ValueError as e:
+            raise DataError(f"{path}: invalid JSON ({e})") from None
+        key = ""
+        if isinstance(cfg, dict) and "tokenizer" in cfg and "type" not in cfg:  # a section of a recipe
+            cfg, key = cfg["tokenizer"], "tokenizer"
+        with config_path("", file=path, absolute=True):
+            return build_tokenizer(cfg, key=key)
+    raise DataError(f"{path}: unknown tokenizer file type (expected a directory, .model, .txt or .json)")
