@@ -12,7 +12,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("tokenizer", help="train a sentencepiece (or char) tokenizer on text files",
                               description="Train a tokenizer; the output directory holds its files and "
                                           "m3i_tokenizer.json, and is what `text --tokenizer` expects.")
-    p.add_argument("--input", nargs="+", required=True, metavar="FILE", help="plain text, one sentence a line")
+    p.add_argument("--input", nargs="+", required=True, metavar="FILE",
+                   help="plain text, one sentence a line")
     p.add_argument("--output", required=True, metavar="DIR", help="directory to create")
     p.add_argument("--type", default="sentencepiece", choices=["sentencepiece", "char"])
     p.add_argument("--vocab-size", type=int, default=32000)
@@ -22,6 +23,8 @@ def add_parser(subparsers) -> None:
                    help="sentencepiece: share of characters kept (0.9995 for large CJK corpora)")
     p.add_argument("--input-sentence-size", type=int, default=0,
                    help="sentencepiece: train on this many sampled lines (0 = all)")
+    p.add_argument("--soft-vocab-limit", action="store_true",
+                   help="sentencepiece: allow a smaller vocabulary when the corpus is too small")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--min-count", type=int, default=1, help="char: drop rarer characters")
     p.add_argument("--lowercase", action="store_true", help="char: lower-case the text")
@@ -43,6 +46,7 @@ def run(args) -> None:
             model, _ = train_sentencepiece(args.input, os.path.join(tmp, "spm"), args.vocab_size,
                                            args.model_type, character_coverage=args.character_coverage,
                                            input_sentence_size=args.input_sentence_size,
+                                           hard_vocab_limit=not args.soft_vocab_limit,
                                            num_threads=args.threads)
             tok = SentencePieceTokenizer(model=model)
         tok.save(tmp)

@@ -102,8 +102,9 @@ def _json_text(path: str, lineno: int, line: str, key: str) -> str:
     try:
         obj = json.loads(line)
     except ValueError as e:
-        raise DataError(f"{path}:{lineno}: invalid JSON ({getattr(e, 'msg', e)}, column "
-                        f"{getattr(e, 'colno', '?')}); expected one {{\"{key}\": ...}} object per line") from None
+        where = f"{getattr(e, 'msg', e)}, column {getattr(e, 'colno', '?')}"
+        raise DataError(f"{path}:{lineno}: invalid JSON ({where}); "
+                        f"expected one {{\"{key}\": ...}} object per line") from None
     if not isinstance(obj, dict) or not isinstance(obj.get(key), str):
         raise DataError(f"{path}:{lineno}: expected an object with a string '{key}' field")
     return obj[key]
@@ -154,7 +155,8 @@ class ShardWriter:
         name = f"shard-{len(self.names):05d}"
         self.names.append(name)
         base = os.path.join(self.directory, name)
-        self._bin, self._sent, self._doc = (open(base + ext, "wb") for ext in (".bin", ".sent.tmp", ".doc.tmp"))
+        exts = (".bin", ".sent.tmp", ".doc.tmp")
+        self._bin, self._sent, self._doc = (open(base + ext, "wb") for ext in exts)
         np.zeros(1, np.int64).tofile(self._sent)
         np.zeros(1, np.int64).tofile(self._doc)
         self._tokens = self._sentences = self._documents = 0

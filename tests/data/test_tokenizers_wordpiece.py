@@ -6,8 +6,8 @@ from m3i_modular.errors import ConfigError
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = ["the", "quick", "brown", "fox", "jump", "##s", "##ed", "over", "lazy", "dog", "un", "##aff",
-         "##able", "cafe", "naive", "hello", "world", "a", "b", "c", "##b", "##c", "中", "国", ",", ".", "!",
-         "'", "$", "-", "s", "t", "re", "##sume", "##ing", "run", "##n", "x", "##x"]
+         "##able", "cafe", "naive", "hello", "world", "a", "b", "c", "##b", "##c", "中", "国", ",", ".",
+         "!", "'", "$", "-", "s", "t", "re", "##sume", "##ing", "run", "##n", "x", "##x"]
 
 TEXTS = [
     "The quick brown fox jumped over the lazy dog.",

@@ -4,5 +4,5 @@ from .char import CharTokenizer
 from .spm import SentencePieceTokenizer, train_sentencepiece
 from .wordpiece import WordPieceTokenizer
 
-__all__ = ["META_FILE", "Tokenizer", "build_tokenizer", "tokenizer_from_dir", "tokenizer_from_path", "CharTokenizer",
-           "SentencePieceTokenizer", "train_sentencepiece", "WordPieceTokenizer"]
+__all__ = ["META_FILE", "Tokenizer", "build_tokenizer", "tokenizer_from_dir", "tokenizer_from_path",
+           "CharTokenizer", "SentencePieceTokenizer", "train_sentencepiece", "WordPieceTokenizer"]
