@@ -128,3 +128,12 @@ def test_empty_corpus_and_dtype_choice(tok, tmp_path):
     ts = TokenShards(str(tmp_path / "out"))
     assert len(ts) == 0 and ts.num_tokens == 0 and ts.document_lengths().tolist() == []
     assert token_dtype(1 << 16) == np.uint16 and token_dtype((1 << 16) + 1) == np.uint32
+
+
+def test_corpus_is_streamed_in_chunks(tmp_path):
+    from m3i_modular.data.text_shards import read_chunks
+    path = _write(tmp_path / "c.txt", "aa\n\nbbb\ncc\ndd\n")
+    chunks = read_chunks([path], "lines", 2)
+    fmt, name, items, nbytes = next(chunks)  # only the first two documents have been read
+    assert (fmt, name, items, nbytes) == ("lines", path, [(1, "aa"), (3, "bbb")], 3 + 1 + 4)
+    assert [c[2] for c in chunks] == [[(4, "cc"), (5, "dd")]]
