@@ -1,8 +1,8 @@
 """Data: sources, views (transforms + maskers), mixing and the batch pipeline.
 
-Importing this package registers the built-in sources, transforms and maskers.
+Importing this package registers the built-in sources, transforms, maskers and tokenizers.
 """
-from . import masks, synthetic_shapes, transforms  # noqa: F401  (registration side effects)
+from . import masks, synthetic_shapes, tokenizers, transforms  # noqa: F401  (registration side effects)
 from .mixing import PositionSampler, derive_seed, epoch_order
 from .pipeline import PretrainDataset, apply_view, build_views, collate, encode_text
 from .view import View
