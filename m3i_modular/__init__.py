@@ -1,4 +1,4 @@
 """m3i_modular: pretraining models assembled from swappable components declared in JSON."""
 __version__ = "0.1.0"
 
-from . import decoders, embeddings, encoders, target_embeddings, targets  # noqa: F401,E402  (registration)
+from . import data, decoders, embeddings, encoders, target_embeddings, targets  # noqa: F401,E402  (registration)
