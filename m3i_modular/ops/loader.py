@@ -57,12 +57,13 @@ def cuda_arch_list() -> str:
 
 
 def cuda_home() -> str:
-    """The CUDA toolkit used for builds: $CUDA_HOME / $CUDA_PATH, else torch's guess; must contain bin/nvcc."""
+    """The CUDA toolkit used for builds: $CUDA_HOME / $CUDA_PATH, else torch's guess (which can be a wrapper's
+    directory, hence the header check)."""
     from torch.utils import cpp_extension
 
     home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or cpp_extension.CUDA_HOME
-    if not home or not (Path(home) / "bin" / "nvcc").exists():
-        raise OpBuildError(f"CUDA toolkit not found (CUDA_HOME={home!r} has no bin/nvcc): "
+    if not home or not (Path(home) / "bin" / "nvcc").exists() or not (Path(home) / "include" / "cuda_runtime.h").exists():
+        raise OpBuildError(f"CUDA toolkit not found (CUDA_HOME={home!r} lacks bin/nvcc or include/cuda_runtime.h): "
                            "set CUDA_HOME to the toolkit directory, e.g. /usr/local/cuda")
     return home
 
