@@ -28,7 +28,7 @@ def kernel_available() -> bool:
         try:
             load(DCNV3_SPEC, build_if_missing=os.environ.get("M3I_OPS_JIT", "1") != "0")
             _state["ok"] = True
-        except OpBuildError as e:
+        except (OpBuildError, OSError, RuntimeError) as e:  # a broken cached library is not fatal either
             _state["reason"] = str(e)
             warnings.warn(f"DCNv3 CUDA kernel unavailable, using the (slower) PyTorch reference: {e}",
                           stacklevel=3)
