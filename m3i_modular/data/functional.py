@@ -15,11 +15,13 @@ LUMA = (0.2989, 0.587, 0.114)
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 
 
-def resize(img: torch.Tensor, size: Tuple[int, int], interpolation: str = "bilinear") -> torch.Tensor:
-    """Resize (C, H, W) to (C, *size); antialiased when shrinking with bilinear/bicubic."""
+def resize(img: torch.Tensor, size: Tuple[int, int], interpolation: str = "bilinear",
+           antialias: bool = True) -> torch.Tensor:
+    """Resize (C, H, W) to (C, *size), pixel centres aligned; `antialias` low-passes when shrinking with
+    bilinear/bicubic (its filter taps are slightly asymmetric at non-integer factors: up to ~0.1 px)."""
     if tuple(img.shape[-2:]) == tuple(size):
         return img
-    kw = {} if interpolation == "nearest" else {"align_corners": False, "antialias": True}
+    kw = {} if interpolation == "nearest" else {"align_corners": False, "antialias": antialias}
     mode = "nearest-exact" if interpolation == "nearest" else interpolation
     return F.interpolate(img[None], size=tuple(size), mode=mode, **kw)[0]
 

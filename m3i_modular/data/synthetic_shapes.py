@@ -18,9 +18,9 @@ from ..registry import DATASETS, config_error
 SPLITS = {"train": 0, "val": 1, "test": 2}
 
 COLOURS = {
-    "red": (220, 40, 40), "green": (40, 175, 60), "blue": (50, 80, 225), "yellow": (235, 215, 50),
-    "orange": (240, 140, 30), "purple": (140, 60, 190), "cyan": (40, 200, 210), "pink": (240, 120, 180),
-    "white": (240, 240, 240), "black": (25, 25, 25),
+    "red": (235, 60, 60), "green": (70, 215, 90), "blue": (90, 130, 250), "yellow": (240, 225, 70),
+    "orange": (245, 160, 50), "purple": (190, 110, 235), "cyan": (70, 225, 235), "pink": (250, 150, 200),
+    "white": (245, 245, 245), "gray": (175, 175, 175),
 }
 TEXTURES = ("plain", "noisy", "striped", "checkered", "gradient")
 # (name, radius range as a fraction of the image side)
@@ -175,7 +175,7 @@ class SyntheticShapes:
         """(n, n, 3) float background; its colours keep a minimum distance from the shape colour."""
         cols = []
         for _ in range(32):  # rejection keeps the shape visible; 32 tries essentially never run out
-            c = rng.uniform(0, 255, 3)
+            c = rng.uniform(0, 150, 3)
             if np.abs(c - colour).sum() > 150:
                 cols.append(c)
                 if len(cols) == 2:

@@ -65,10 +65,10 @@ class Transform:
 
 
 def crop_resize(view: View, top: int, left: int, h: int, w: int, size: Tuple[int, int],
-                interpolation: str) -> View:
+                interpolation: str, antialias: bool = True) -> View:
     """Crop whole pixels [top, top+h) x [left, left+w) of the view, then resize to `size`."""
     H, W = view.image.shape[-2:]
-    img = Fn.resize(Fn.crop(view.image, top, left, h, w), size, interpolation)
+    img = Fn.resize(Fn.crop(view.image, top, left, h, w), size, interpolation, antialias)
     return view.cropped(img, (left / W, top / H, (left + w) / W, (top + h) / H))
 
 
@@ -77,18 +77,20 @@ class RandomResizedCrop(Transform):
     geometric = True
 
     def __init__(self, *, size: Union[int, List[int]], scale: Tuple[float, float] = (0.08, 1.0),
-                 ratio: Tuple[float, float] = (3 / 4, 4 / 3), interpolation: str = "bilinear"):
+                 ratio: Tuple[float, float] = (3 / 4, 4 / 3), interpolation: str = "bilinear",
+                 antialias: bool = True):
         self.size = _pair(size)
         self.scale = _check_range(scale, "scale")
         if self.scale[1] > 1 or self.scale[1] <= 0:
             raise config_error(f"scale must lie in (0, 1], got {list(scale)}", "scale")
         self.ratio = _check_range(ratio, "ratio", low=1e-6)
         self.interpolation = _check_interp(interpolation)
+        self.antialias = antialias
 
     def __call__(self, view: View, g: torch.Generator) -> View:
         H, W = view.image.shape[-2:]
         top, left, h, w = Fn.sample_crop_box(H, W, self.scale, self.ratio, g)
-        return crop_resize(view, top, left, h, w, self.size, self.interpolation)
+        return crop_resize(view, top, left, h, w, self.size, self.interpolation, self.antialias)
 
 
 @TRANSFORMS.register("resize")
@@ -96,11 +98,12 @@ class Resize(Transform):
     """An int resizes the shorter side (aspect kept); [h, w] resizes to exactly that."""
     geometric = True
 
-    def __init__(self, *, size: Union[int, List[int]], interpolation: str = "bilinear"):
+    def __init__(self, *, size: Union[int, List[int]], interpolation: str = "bilinear", antialias: bool = True):
         self.size = size if isinstance(size, int) else _pair(size)
         if isinstance(size, int) and size < 1:
             raise config_error(f"size must be positive, got {size}", "size")
         self.interpolation = _check_interp(interpolation)
+        self.antialias = antialias
 
     def __call__(self, view: View, g: torch.Generator) -> View:
         H, W = view.image.shape[-2:]
@@ -112,7 +115,7 @@ class Resize(Transform):
             out = self.size
         if view.mask is not None:
             raise ValueError("resize a view before masking it, not after")
-        return View(Fn.resize(view.image, out, self.interpolation), view.box, view.flip, None)
+        return View(Fn.resize(view.image, out, self.interpolation, self.antialias), view.box, view.flip, None)
 
 
 @TRANSFORMS.register("center_crop")
