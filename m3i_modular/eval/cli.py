@@ -75,14 +75,20 @@ def load_model(args: argparse.Namespace):
     return load(path, device=device, crop_pct=args.crop_pct), info
 
 
+def check_sizes(args: argparse.Namespace) -> None:
+    for flag in ("train_samples", "val_samples", "batch_size", "num_workers"):
+        if getattr(args, flag) < (0 if flag == "num_workers" else 1):
+            raise ConfigError(f"--{flag.replace('_', '-')} must be >= {0 if flag == 'num_workers' else 1}, "
+                              f"got {getattr(args, flag)}")
+
+
 def features(args: argparse.Namespace, model):
     """Mean-pooled features and labels of the train and held-out splits."""
-    for flag in ("train_samples", "val_samples", "batch_size"):
-        if getattr(args, flag) < 1:
-            raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    splits = (("train", args.train_samples), (args.eval_split, args.val_samples))
+    # build both sources first: a bad split name fails before any image is rendered
+    sources = [(build_split_source(model.cfg, s, num_samples=n, source=args.source), n) for s, n in splits]
     out = []
-    for split, n in (("train", args.train_samples), (args.eval_split, args.val_samples)):
-        source = build_split_source(model.cfg, split, num_samples=n, source=args.source)
+    for source, n in sources:
         x, y = load_split(source, model.transform, limit=n, batch_size=args.batch_size,
                           num_workers=args.num_workers)
         out.append((extract_features(model.model, x, batch_size=args.batch_size, device=model.device), y))
@@ -115,6 +121,7 @@ def run_main(parser: argparse.ArgumentParser, name: str, evaluate: Callable, arg
     args = parser.parse_args(argv)
     try:
         t0 = time.perf_counter()
+        check_sizes(args)
         if check is not None:
             check(args)
         model, info = load_model(args)

@@ -22,9 +22,11 @@ def effective_rank(x: torch.Tensor, valid=None) -> torch.Tensor:
     x = _rows(x, valid)
     if x.shape[0] == 0 or not bool(x.abs().sum() > 0):
         return torch.zeros((), device=x.device)
-    # singular values from the eigenvalues of the smaller Gram matrix: O(N D min(N, D)), no full SVD
+    # singular values from the eigenvalues of the smaller Gram matrix: O(N D min(N, D)), no full SVD;
+    # float64 because squaring then rooting turns float32 round-off of zero eigenvalues into rank
+    x = x.double()
     gram = x.T @ x if x.shape[0] >= x.shape[1] else x @ x.T
-    sv = torch.linalg.eigvalsh(gram.double()).clamp(min=0).sqrt()
+    sv = torch.linalg.eigvalsh(gram).clamp(min=0).sqrt()
     p = sv / sv.sum()
     return torch.special.entr(p).sum().exp().float()
 
