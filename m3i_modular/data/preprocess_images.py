@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 from typing import Dict, Iterator, List, Optional, Tuple
@@ -201,6 +202,16 @@ def _convert(task):
         return None, str(e)
 
 
+def _bounded(pool, tasks, chunk: int):
+    """Results in input order, converting `chunk` tasks at a time so encoded images never pile up."""
+    tasks = iter(tasks)
+    while True:
+        batch = list(itertools.islice(tasks, chunk))
+        if not batch:
+            return
+        yield from (pool.map(_convert, batch, chunksize=8) if pool else map(_convert, batch))
+
+
 def write_image_shards(jobs: List[Job], output: str, *, classes: Optional[List[str]] = None, resize: int = 0,
                        quality: int = 95, shard_size: int = 1000, workers: int = 1, overwrite: bool = False,
                        progress: bool = False) -> dict:
@@ -218,7 +229,7 @@ def write_image_shards(jobs: List[Job], output: str, *, classes: Optional[List[s
     with atomic_dir(output, overwrite=overwrite) as tmp:
         pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
         try:
-            results = pool.imap(_convert, tasks, chunksize=8) if pool else map(_convert, tasks)
+            results = _bounded(pool, tasks, 64 * workers)
             with ShardWriter(os.path.join(tmp, "%06d.tar"), max_count=shard_size) as writer:
                 n = 0
                 for (path, label, caption, origin), (jpeg, error) in zip(jobs, results):
