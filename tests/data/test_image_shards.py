@@ -165,3 +165,51 @@ def test_bad_shard_specs_are_config_errors(tmp_path):
     (tmp_path / "junk.tar").write_bytes(b"\x00" * 10)
     with pytest.raises(ConfigError, match="junk.tar"):
         WebDatasetShards(shards=str(tmp_path / "junk.tar"))
+
+
+def test_img2dataset_style_shard_is_read_as_is_and_indexed(tmp_path):
+    import io as _io
+    import tarfile
+    path = tmp_path / "00000.tar"
+    with tarfile.open(path, "w") as tar:  # img2dataset's layout: .jpg + .txt + .json, caption also in json
+        for i, (colour, caption) in enumerate([(COLOURS[0], "red thing"), (COLOURS[3], None)]):
+            files = {"jpg": jpeg_bytes(colour), "json": json.dumps({"caption": caption or "from json",
+                                                                   "status": "success"}).encode()}
+            if caption:
+                files["txt"] = caption.encode()
+            for ext, data in files.items():
+                info = tarfile.TarInfo(f"0000{i:05d}.{ext}")
+                info.size = len(data)
+                tar.addfile(info, _io.BytesIO(data))
+    src = WebDatasetShards(shards=str(path))  # no index file: scanned in memory
+    assert not os.path.exists(str(path) + ".idx.json")
+    assert [src[i]["caption"] for i in range(2)] == ["red thing", "from json"]
+    assert [colour_class(src[i]["image"]) for i in range(2)] == [0, 3]
+    assert preprocess_main(["images", "--index", str(path)]) == 0
+    cached = ShardIndex.load(str(path))
+    assert cached.keys == ["000000000", "000000001"] and cached.members == ShardIndex.scan(str(path)).members
+    with open(path, "ab") as f:  # the shard changed: the stale index is ignored, not trusted
+        f.write(b"\0" * 1024)
+    assert len(WebDatasetShards(shards=str(path))) == 2
+
+
+@pytest.mark.parametrize("case", ["no_folder", "exists", "bad_list_column"])
+def test_preprocess_images_errors_are_one_line_exit_2(tmp_path, capsys, case):
+    out = tmp_path / "out"
+    if case == "no_folder":
+        args = ["--folder", str(tmp_path / "nope"), "--output", str(out)]
+    elif case == "exists":
+        out.mkdir()
+        (out / "keep.txt").write_text("mine")
+        args = ["--images", str(tmp_path), "--output", str(out)]
+    else:
+        solid(COLOURS[0]).save(tmp_path / "a.png")
+        (tmp_path / "l.csv").write_text("path,caption\na.png,hi\n")
+        args = ["--list", str(tmp_path / "l.csv"), "--output", str(out)]
+    assert preprocess_main(["images", *args, "--no-progress", "--workers", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("preprocess.py images: error:")
+    if case == "exists":
+        assert (out / "keep.txt").read_text() == "mine"  # nothing of the user's was touched
+    else:
+        assert not out.exists()
