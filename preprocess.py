@@ -15,6 +15,7 @@ from m3i_modular.errors import ConfigError, DataError
 COMMANDS = [
     "m3i_modular.data.preprocess_tokenizer",
     "m3i_modular.data.preprocess_text",
+    "m3i_modular.data.preprocess_images",
 ]
 
 

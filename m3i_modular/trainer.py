@@ -15,6 +15,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from . import checkpoint as ckpt
 from . import loggers as _loggers  # noqa: F401  (registration)
 from .distributed import DistEnv, all_mean, gather_bytes
+from .data.skips import SkipTally
 from .registry import LOGGERS, build, check_kwargs, config_error, config_path
 
 
@@ -109,6 +110,8 @@ class Trainer:
         self.extra_files = extra_files or {}
         self.monitors = monitors or []
         self.step = 0
+        # unreadable samples the data pipeline replaced: logged, and past data.max_skip_share the run stops
+        self.skips = SkipTally(getattr(dataset, "max_skip_share", 1.0))
         self.ckpt_root = os.path.join(output_dir, "checkpoints")
         dev = env.device
         self.raw.to(dev)
@@ -129,9 +132,10 @@ class Trainer:
     # -- state ------------------------------------------------------------------------------------------
     def save(self) -> None:
         rngs = torch.stack(gather_bytes(rng_state()))
+        skips = self.skips.state()
         if self.env.is_main:
             state = {"step": torch.tensor(self.step), "consumed": torch.tensor(self.step * self.tc.batch_size),
-                     "rng": rngs, "scaler": self.scaler.state_dict()}
+                     "rng": rngs, "scaler": self.scaler.state_dict(), "skips": skips}
             ckpt.save_checkpoint(self.ckpt_root, self.step,
                                  {"model": self.raw.state_dict(), "optimizer": self.opt.state_dict(),
                                   "trainer": state},
@@ -146,6 +150,8 @@ class Trainer:
         state = ckpt.load_tensors(ckpt_dir, "trainer")
         self.step = int(state["step"])
         self.scaler.load_state_dict(state["scaler"])
+        if "skips" in state:
+            self.skips.load_state(state["skips"])
         rngs = state["rng"]
         if rngs.shape[0] == self.env.world:
             set_rng_state(rngs[self.env.rank])
@@ -189,6 +195,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 batch = move(next(it), env.device)
                 data_window += time.perf_counter() - t0
+                self.skips.add(batch)
                 sync = micro == tc.grad_accum - 1 or env.world == 1
                 ctx = self.model.no_sync() if (not sync and isinstance(self.model, DDP)) else contextlib.nullcontext()
                 with ctx:
@@ -215,7 +222,7 @@ class Trainer:
                 rec = {"step": self.step, **all_mean(sums),
                        "lr": self.opt.param_groups[0]["base_lr"] * lr_factor,
                        "samples_per_s": n_window * tc.batch_size / max(elapsed, 1e-9),
-                       "data_time_share": data_window / max(elapsed, 1e-9)}
+                       "data_time_share": data_window / max(elapsed, 1e-9), **self.skips.report()}
                 for mon in self.monitors:
                     rec.update(mon(self))
                 for lg in self.loggers:

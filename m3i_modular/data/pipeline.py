@@ -17,12 +17,15 @@ from torch.utils.data import Dataset
 from ..errors import DataError
 from ..registry import DATASETS, TRANSFORMS, build, config_error, config_path
 from . import masks as _masks  # noqa: F401  (registers the maskers)
-from . import synthetic_shapes as _shapes  # noqa: F401  (registers the built-in source)
+from . import synthetic_shapes as _shapes  # noqa: F401  (registers the built-in sources)
+from . import webdataset_source as _wds  # noqa: F401
 from .mixing import epoch_order, generator
 from .transforms import Transform
 from .view import View
 
-DATA_KEYS = ("sources", "text_length", "epoch_size")
+DATA_KEYS = ("sources", "text_length", "epoch_size", "max_skip_share", "max_retries")
+# batch["present"][field] says which samples carry a field; raw-sample key -> batch field
+PRESENT_FIELDS = {"label": "label", "caption": "text", "audio": "audio"}
 
 
 def build_views(views_cfg: Dict[str, list]) -> Dict[str, List[Transform]]:
@@ -98,6 +101,14 @@ class PretrainDataset(Dataset):
             self.epoch_size = data_cfg.get("epoch_size") or sum(len(s) for s in self.sources)
             if not isinstance(self.epoch_size, int) or self.epoch_size < 1:
                 raise config_error(f"epoch_size must be a positive int, got {self.epoch_size!r}", "epoch_size")
+            self.max_skip_share = data_cfg.get("max_skip_share", 0.01)
+            if isinstance(self.max_skip_share, bool) or not isinstance(self.max_skip_share, (int, float)) \
+                    or not 0 <= self.max_skip_share <= 1:
+                raise config_error(f"max_skip_share must be a number in [0, 1], got {self.max_skip_share!r}",
+                                   "max_skip_share")
+            self.max_retries = data_cfg.get("max_retries", 16)
+            if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
+                raise config_error(f"max_retries must be an int >= 0, got {self.max_retries!r}", "max_retries")
         if tokenizer is not None and not hasattr(tokenizer, "pad_id"):
             raise TypeError("the tokenizer needs encode(text) -> list[int] and pad_id / bos_id / eos_id")
         self.views, self.tokenizer, self.seed = views, tokenizer, seed
@@ -144,11 +155,35 @@ class PretrainDataset(Dataset):
         source, index = self.order(epoch)
         return int(source[slot]), int(index[slot])
 
+    def read(self, position: int):
+        """The raw sample for a position, substituting unreadable ones deterministically.
+
+        A source signals a corrupt sample by raising DataError (or returning None); the next index of the same
+        source is tried (so source shares hold), up to `max_retries` times. Returns (raw, [(where, error)]).
+        """
+        s, i = self.locate(position)
+        source, failures = self.sources[s], []
+        n = len(source)
+        for attempt in range(min(self.max_retries, n - 1) + 1):
+            j = (i + attempt) % n
+            try:
+                raw = source[j]
+            except DataError as e:
+                raw, why = None, str(e)
+            else:
+                why = "the source returned no sample"
+            if raw is not None:
+                return raw, failures
+            where = source.where(j) if hasattr(source, "where") else f"source {s}"
+            failures.append((where, why))
+        raise DataError(f"{len(failures)} consecutive samples of data.sources[{s}] are unreadable, the last in "
+                        f"{failures[-1][0]}: {failures[-1][1]}")
+
     def __getitem__(self, position: int) -> Dict[str, Any]:
         if position < 0:
             raise IndexError(f"positions are >= 0, got {position}")
+        raw, failures = self.read(position)
         s, i = self.locate(position)
-        raw = self.sources[s][i]
         image = raw.get("image")
         if image is None and self.views:
             raise DataError(f"sample '{raw.get('key')}' has no image, but views are configured; "
@@ -159,14 +194,15 @@ class PretrainDataset(Dataset):
             views[name], geometry[name] = view.image, view.geometry()
             if view.mask is not None:
                 masks[name] = view.mask
-        caption, label = raw.get("caption"), raw.get("label")
+        label = raw.get("label")
+        present = {field: raw.get(k) is not None for k, field in PRESENT_FIELDS.items()}
+        present["text"] = present["text"] and self.tokenizer is not None
         item = {"views": views, "geometry": geometry, "masks": masks,
                 "label": -1 if label is None else int(label), "index": int(position),
-                "key": str(raw.get("key", f"{s}/{i}")), "seg": raw.get("seg"),
-                "present": {"label": label is not None,
-                            "text": caption is not None and self.tokenizer is not None}}
+                "key": str(raw.get("key", f"{s}/{i}")), "seg": raw.get("seg"), "present": present,
+                "skipped": [where for where, _ in failures]}
         if self.tokenizer is not None:
-            item["text"] = encode_text(caption, self.tokenizer, self.text_length)
+            item["text"] = encode_text(raw.get("caption"), self.tokenizer, self.text_length)
         return item
 
 
@@ -182,6 +218,9 @@ def collate(items: List[Dict[str, Any]]) -> Dict[str, Any]:
                     for k in first["present"]},
         "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
         "key": [it["key"] for it in items],
+        # unreadable samples replaced while building this batch, and where each one lives (a shard path)
+        "skipped": torch.tensor(sum(len(it.get("skipped", ())) for it in items), dtype=torch.long),
+        "skipped_from": [w for it in items for w in it.get("skipped", ())],
     }
     if "text" in first:
         batch["text"] = torch.stack([it["text"] for it in items])
