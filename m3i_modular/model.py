@@ -1,11 +1,12 @@
 """Objective + PretrainModel: the online tower (embedding, encoder), batch transforms, and objectives, each
 binding one target embedding, one decoder and one target (DESIGN §2)."""
+from dataclasses import replace
 from typing import Any, Dict, List, Optional
 
 import torch
 from torch import nn
 
-from .embeddings import build_embedding
+from .embeddings import Tokens, build_embedding
 from .errors import ConfigError
 from .registry import (BATCH_TRANSFORMS, DECODERS, ENCODERS, TARGET_EMBEDDINGS, TARGETS, build, build_context,
                        check_kwargs, config_error, config_path, nearest)
@@ -65,7 +66,8 @@ class PretrainModel(nn.Module):
         self.objectives = nn.ModuleDict(objectives)
         self.mask_mode = mask_mode
         if mask_mode == "replace":  # SimMIM: masked patches enter the encoder as a learned token
-            self.mask_token = nn.Parameter(torch.zeros(1, 1, encoder.dim))
+            # it replaces embedding tokens, whose width may differ from the encoder's (a conv stem)
+            self.mask_token = nn.Parameter(torch.zeros(1, 1, getattr(embedding, "dim", None) or encoder.dim))
             nn.init.normal_(self.mask_token, std=0.02)
 
     # -- the online tower -------------------------------------------------------------------------------
@@ -96,6 +98,7 @@ class PretrainModel(nn.Module):
             pre = torch.arange(prefix, device=keep.device).expand(keep.shape[0], -1)
             enc_keep = torch.cat([pre, keep + prefix], dim=1)
         z = self.encoder(tokens, keep=enc_keep)
+        tokens = _output_layout(self.encoder, tokens, z)
         return Encoded(name=name, z=z, tokens=tokens, keep=keep, mask=mask if keep is not None else None,
                        prefix=prefix)
 
@@ -131,6 +134,18 @@ class PretrainModel(nn.Module):
         for m in _unique_modules(self):
             if m is not self and hasattr(m, "after_init_from"):
                 m.after_init_from()
+
+
+def _output_layout(encoder: nn.Module, tokens: Tokens, z: torch.Tensor) -> Tokens:
+    """An encoder that changes the token grid (a strided conv net) says so through `output_grid(grid)`;
+    the objectives then see its output grid and the matching patch size (stride in pixels)."""
+    if not hasattr(encoder, "output_grid") or tokens.grid is None:
+        return tokens
+    grid = tuple(encoder.output_grid(tuple(tokens.grid)))
+    patch = tokens.patch_size
+    if patch is not None and grid[0]:
+        patch = patch * -(-tokens.grid[0] // grid[0])  # ceil: the stride of the output map
+    return replace(tokens, x=z, grid=grid, patch_size=patch)
 
 
 def _unique_modules(model: nn.Module):
