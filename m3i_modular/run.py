@@ -40,7 +40,12 @@ def build_tokenizer(cfg: dict, *, base_dir: str = "") -> Any:
 
 
 def build_run(cfg: dict, *, world: int = 1, with_data: bool = True, device: Optional[str] = None) -> Run:
-    """Everything is validated here, before anything is written to disk."""
+    """Everything is validated here, before anything is written to disk; errors name the recipe file."""
+    with config_path("", file=cfg.get("_file", ""), absolute=True):
+        return _build_run(cfg, world=world, with_data=with_data, device=device)
+
+
+def _build_run(cfg: dict, *, world: int, with_data: bool, device: Optional[str]) -> Run:
     tc = TrainConfig.from_config(cfg["train"], world=world)
     seed_everything(tc.seed)
     base_dir = os.path.dirname(cfg.get("_file", ""))

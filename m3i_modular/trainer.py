@@ -15,8 +15,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from . import checkpoint as ckpt
 from . import loggers as _loggers  # noqa: F401  (registration)
 from .distributed import DistEnv, all_mean, gather_bytes
-from .errors import ConfigError
-from .registry import LOGGERS, build, check_kwargs, config_path
+from .registry import LOGGERS, build, check_kwargs, config_error, config_path
 
 
 @dataclass
@@ -44,17 +43,15 @@ class TrainConfig:
             check_kwargs(cls, cfg, what="train")
             tc = cls(**cfg)
             if tc.precision not in ("fp32", "bf16", "fp16"):
-                raise ConfigError(f"precision must be fp32, bf16 or fp16, got '{tc.precision}'",
-                                  path="train.precision")
+                raise config_error(f"precision must be fp32, bf16 or fp16, got '{tc.precision}'", "precision")
             if tc.total_steps < 1 or tc.batch_size < 1 or tc.grad_accum < 1:
-                raise ConfigError("total_steps, batch_size and grad_accum must be >= 1", path="train")
+                raise config_error("total_steps, batch_size and grad_accum must be >= 1")
             for i, name in enumerate(tc.loggers):
                 with config_path(f"loggers[{i}]"):
                     LOGGERS.get(name)
             if tc.batch_size % (world * tc.grad_accum):
-                raise ConfigError(f"batch_size {tc.batch_size} does not split over {world} ranks x grad_accum "
-                                  f"{tc.grad_accum}: make it a multiple of {world * tc.grad_accum}",
-                                  path="train.batch_size")
+                raise config_error(f"batch_size {tc.batch_size} does not split over {world} ranks x grad_accum "
+                                   f"{tc.grad_accum}: make it a multiple of {world * tc.grad_accum}", "batch_size")
         return tc
 
     def as_dict(self) -> dict:

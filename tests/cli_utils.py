@@ -1,0 +1,31 @@
+"""Helpers shared by the tests: run the real CLIs on tiny recipes."""
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A tiny MAE: every CLI recipe test starts from the real recipe file and shrinks it with --set.
+TINY_MAE = ["model.embedding.image_size=16", "model.embedding.dim=32", "model.encoder.dim=32",
+            "model.encoder.layers=2", "model.encoder.heads=2",
+            "model.objectives.mae.decoder.dim=32", "model.objectives.mae.decoder.layers=1",
+            "model.objectives.mae.decoder.heads=2",
+            "data.sources.0.image_size=16", "data.sources.0.num_samples=256",
+            "views.view1.0.size=16", "train.batch_size=8", "train.num_workers=0", "train.progress=false"]
+
+
+def run_cli(script, *args, env=None, timeout=600, check=False):
+    e = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO)
+    e.update(env or {})
+    proc = subprocess.run([sys.executable, os.path.join(REPO, script), *args], capture_output=True, text=True,
+                          cwd=REPO, env=e, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{script} {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def read_metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
