@@ -1,12 +1,12 @@
 """Objective + PretrainModel: the online tower (embedding, encoder), batch transforms, and objectives, each
 binding one target embedding, one decoder and one target (DESIGN §2)."""
-from dataclasses import replace
 from typing import Any, Dict, List, Optional
 
 import torch
 from torch import nn
 
-from .embeddings import Tokens, build_embedding
+from .embeddings import build_embedding
+from .embeddings.tokens import encoder_output_tokens
 from .errors import ConfigError
 from .registry import (BATCH_TRANSFORMS, DECODERS, ENCODERS, TARGET_EMBEDDINGS, TARGETS, build, build_context,
                        check_kwargs, config_error, config_path, nearest)
@@ -98,7 +98,7 @@ class PretrainModel(nn.Module):
             pre = torch.arange(prefix, device=keep.device).expand(keep.shape[0], -1)
             enc_keep = torch.cat([pre, keep + prefix], dim=1)
         z = self.encoder(tokens, keep=enc_keep)
-        tokens = _output_layout(self.encoder, tokens, z)
+        tokens = encoder_output_tokens(self.encoder, tokens, z)
         return Encoded(name=name, z=z, tokens=tokens, keep=keep, mask=mask if keep is not None else None,
                        prefix=prefix)
 
@@ -134,18 +134,6 @@ class PretrainModel(nn.Module):
         for m in _unique_modules(self):
             if m is not self and hasattr(m, "after_init_from"):
                 m.after_init_from()
-
-
-def _output_layout(encoder: nn.Module, tokens: Tokens, z: torch.Tensor) -> Tokens:
-    """An encoder that changes the token grid (a strided conv net) says so through `output_grid(grid)`;
-    the objectives then see its output grid and the matching patch size (stride in pixels)."""
-    if not hasattr(encoder, "output_grid") or tokens.grid is None:
-        return tokens
-    grid = tuple(encoder.output_grid(tuple(tokens.grid)))
-    patch = tokens.patch_size
-    if patch is not None and grid[0]:
-        patch = patch * -(-tokens.grid[0] // grid[0])  # ceil: the stride of the output map
-    return replace(tokens, x=z, grid=grid, patch_size=patch)
 
 
 def _unique_modules(model: nn.Module):

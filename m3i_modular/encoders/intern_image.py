@@ -153,7 +153,9 @@ class InternImageEncoder(nn.Module):
         return x, (stage.downsample(x) if stage.downsample is not None else x)
 
     def forward(self, tokens: Tokens, keep: Optional[torch.Tensor] = None,
-                attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+                attn_mask: Optional[torch.Tensor] = None, return_layers: bool = False):
+        """-> z (B, h' * w', dim); with return_layers (z, [each stage's map as tokens, ..., z]): the last
+        entry is z itself, since a conv net has no 'last block before the final norm' apart from it."""
         if keep is not None:
             raise config_error("the intern_image encoder is convolutional and cannot drop masked tokens: "
                                "set model.mask_mode to \"replace\" (masked patches become a learned token)")
@@ -163,9 +165,11 @@ class InternImageEncoder(nn.Module):
         b, n, c = tokens.x.shape
         h, w = tokens.grid
         x = tokens.x.reshape(b, h, w, c)
-        before_last = None
+        before_last, hidden = None, []
         for i, stage in enumerate(self.stages):
             out, x = self._run_stage(stage, x)
+            if return_layers:
+                hidden.append(out.flatten(1, 2))
             if i == len(self.stages) - 2:
                 before_last = out  # stage 3 at stride 16, before its downsample (the neck's lateral input)
         x = out.permute(0, 3, 1, 2)
@@ -175,7 +179,8 @@ class InternImageEncoder(nn.Module):
             x = up + lat
         if self.head is not None:
             x = self.head(x)
-        return x.flatten(2).transpose(1, 2)
+        z = x.flatten(2).transpose(1, 2)
+        return (z, hidden[:-1] + [z]) if return_layers else z
 
 
 def _resolve_size(size, channels, depths, groups, layer_scale, post_norm):

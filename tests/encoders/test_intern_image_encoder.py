@@ -143,3 +143,11 @@ def test_first_loss_is_ln_classes():
     model = build_model(_model_cfg(), seed=0)
     out = model({"views": {"view1": torch.randn(4, 3, 32, 32)}, "label": torch.tensor([0, 1, 2, 3])})
     assert out["category_loss"].item() == pytest.approx(math.log(4), abs=1e-6)
+
+
+def test_return_layers_gives_stage_maps_and_ends_with_the_output():
+    stem, enc = _pair({"out_stride": 16})
+    tok = stem(torch.randn(2, 3, 64, 64))
+    z, hidden = enc.eval()(tok, return_layers=True)
+    assert [h.shape[1:] for h in hidden[:-1]] == [(256, 8), (64, 16), (16, 32)]
+    assert hidden[-1] is z and torch.equal(z, enc(tok))
