@@ -2,3 +2,4 @@
 __version__ = "0.1.0"
 
 from . import data, decoders, embeddings, encoders, target_embeddings, targets  # noqa: F401,E402  (registration)
+from .inference import load  # noqa: E402

@@ -86,7 +86,7 @@ def _main(args: argparse.Namespace) -> int:
     seed_everything(run.train.seed + 7919 * env.rank)  # runtime randomness differs per rank
     trainer = Trainer(model=run.model, optimizer=opt, schedule=schedule, dataset=run.dataset,
                       collate=run.collate, train=run.train, env=env, config=resolved, output_dir=out,
-                      extra_files=extra)
+                      extra_files=extra, monitors=run.monitors)
     if latest is not None:
         trainer.resume(latest)
         if env.is_main:

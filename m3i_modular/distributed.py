@@ -60,4 +60,5 @@ def gather_bytes(t: torch.Tensor) -> list:
 
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()  # a rank that leaves while a peer still talks aborts the peer (gloo)
         dist.destroy_process_group()

@@ -1,8 +1,8 @@
 """From a resolved recipe to the objects of a run: model, data, optimizer, schedule (shared by pretrain.py,
 --dry-run, the inference API and the tests)."""
 import os
-from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -22,6 +22,7 @@ class Run:
     tokenizer: Any
     dataset: Any
     collate: Any
+    monitors: List[Any] = field(default_factory=list)   # Trainer(monitors=...): k-NN accuracy etc.
 
 
 def build_tokenizer(cfg: dict, *, base_dir: str = "") -> Any:
@@ -60,7 +61,10 @@ def _build_run(cfg: dict, *, world: int, with_data: bool, device: Optional[str])
         from .data.pipeline import PretrainDataset, build_views, collate
         views = build_views(cfg.get("views", {})) if cfg.get("views") else {}
         dataset = PretrainDataset(cfg["data"], views, tokenizer=tokenizer, seed=tc.seed)
-    return Run(cfg=cfg, train=tc, model=model, tokenizer=tokenizer, dataset=dataset, collate=collate)
+    from .eval.monitor import build_monitors
+    monitors = build_monitors(cfg, log_every=tc.log_every)  # validates the "eval" section
+    return Run(cfg=cfg, train=tc, model=model, tokenizer=tokenizer, dataset=dataset, collate=collate,
+               monitors=monitors)
 
 
 def build_optim(run: Run):

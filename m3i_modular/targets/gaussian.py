@@ -9,6 +9,7 @@ from torch import nn
 
 from ..interfaces import TargetOut
 from ..registry import TARGETS
+from .collapse import batch_std, effective_rank
 from .reduce import global_count, masked_mean
 
 
@@ -28,8 +29,9 @@ def second_moment(t: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 @TARGETS.register("gaussian")
 class GaussianTarget(nn.Module):
     def __init__(self, *, loss: str = "mse", normalize: str = "none", second_moment_weight: float = 0.0,
-                 beta: float = 1.0, eps: float = 1e-6):
+                 beta: float = 1.0, eps: float = 1e-6, collapse_metrics: bool = True):
         super().__init__()
+        self.collapse_metrics = collapse_metrics
         if loss not in ("mse", "smooth_l1", "cosine"):
             raise ValueError(f"loss must be mse, smooth_l1 or cosine, got {loss!r}")
         if normalize not in ("none", "layernorm", "l2"):
@@ -61,4 +63,7 @@ class GaussianTarget(nn.Module):
             loss = loss + self.smw * neg
             metrics["neg"] = neg.detach()
         metrics["count"] = global_count(w)
+        if self.collapse_metrics:  # logged as <objective>_target_std / <objective>_pred_rank
+            metrics["target_std"] = batch_std(t, w)
+            metrics["pred_rank"] = effective_rank(p, w)
         return loss, metrics
