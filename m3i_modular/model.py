@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .embeddings import build_embedding
+from .embeddings.tokens import encoder_output_tokens
 from .errors import ConfigError
 from .registry import (BATCH_TRANSFORMS, DECODERS, ENCODERS, TARGET_EMBEDDINGS, TARGETS, build, build_context,
                        check_kwargs, config_error, config_path, nearest)
@@ -65,7 +66,8 @@ class PretrainModel(nn.Module):
         self.objectives = nn.ModuleDict(objectives)
         self.mask_mode = mask_mode
         if mask_mode == "replace":  # SimMIM: masked patches enter the encoder as a learned token
-            self.mask_token = nn.Parameter(torch.zeros(1, 1, encoder.dim))
+            # it replaces embedding tokens, whose width may differ from the encoder's (a conv stem)
+            self.mask_token = nn.Parameter(torch.zeros(1, 1, getattr(embedding, "dim", None) or encoder.dim))
             nn.init.normal_(self.mask_token, std=0.02)
 
     # -- the online tower -------------------------------------------------------------------------------
@@ -96,6 +98,7 @@ class PretrainModel(nn.Module):
             pre = torch.arange(prefix, device=keep.device).expand(keep.shape[0], -1)
             enc_keep = torch.cat([pre, keep + prefix], dim=1)
         z = self.encoder(tokens, keep=enc_keep)
+        tokens = encoder_output_tokens(self.encoder, tokens, z)
         return Encoded(name=name, z=z, tokens=tokens, keep=keep, mask=mask if keep is not None else None,
                        prefix=prefix)
 

@@ -1,1 +1,1 @@
-from . import transformer  # noqa: F401  (registration)
+from . import intern_image, transformer  # noqa: F401  (registration)
