@@ -1,4 +1,4 @@
-from . import patch, text  # noqa: F401  (registration)
+from . import norm, patch, text  # noqa: F401  (registration)
 from .compose import ComposedEmbedding, build_embedding
 from .tokens import Tokens
 
