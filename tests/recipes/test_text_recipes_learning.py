@@ -79,7 +79,7 @@ def test_gpt2_mini_beats_bigram(corpus, tmp_path):
     v = corpus["vocab_size"]
     model = _train("gpt2_mini.json", TINY + [
         f"tokenizer.vocab={corpus['vocab']}", f"data.sources.0.path={corpus['train_lm']}",
-        f"model.embedding.word.vocab_size={v}", "train.total_steps=150"], str(tmp_path / "gpt"))
+        f"model.embedding.word.vocab_size={v}", "train.total_steps=600", "optim.lr=0.003"], str(tmp_path / "gpt"))
     train = np.asarray(TokenShards(corpus["train_lm"]).shards[0].maps()[0], dtype=np.int64)
     pairs = np.zeros((v, v))
     np.add.at(pairs, (train[:-1], train[1:]), 1.0)
