@@ -44,7 +44,7 @@ class MlmMask(nn.Module):
         self.mask_key, self.ratio = mask_key, ratio
         self.replace_prob, self.random_prob = replace_prob, random_prob
         self.register_buffer("special", torch.tensor(sorted(set(special_ids)), dtype=torch.long), persistent=False)
-        allowed = torch.ones(vocab_size, dtype=torch.bool)
+        allowed = torch.ones(vocab_size, dtype=torch.bool, device="cpu")  # real even when built on meta
         allowed[[i for i in set(special_ids) if 0 <= i < vocab_size]] = False
         # random replacements avoid special ids (a random [PAD] would read as padding)
         self.register_buffer("allowed", allowed.nonzero().flatten(), persistent=False)
