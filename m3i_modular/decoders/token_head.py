@@ -28,3 +28,18 @@ class TokenHead(nn.Module):
         if self.dense is not None:
             z = self.norm(self.act(self.dense(z)))
         return self.proj(z)
+
+
+@DECODERS.register("cls_pooler")
+class ClsPooler(nn.Module):
+    """BERT's pooler + sentence head: the first token -> Linear -> tanh -> Linear (NSP / SOP heads of
+    converted checkpoints keep their exact function)."""
+    needs_query = False
+
+    def __init__(self, *, in_dim: int, out_dim: int):
+        super().__init__()
+        self.dense = nn.Linear(in_dim, in_dim)
+        self.out = nn.Linear(in_dim, out_dim)
+
+    def forward(self, sel: Selection, query: Optional[Query] = None) -> torch.Tensor:
+        return self.out(torch.tanh(self.dense(sel.z[:, 0])))
