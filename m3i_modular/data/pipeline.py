@@ -18,6 +18,7 @@ from ..errors import DataError
 from ..registry import DATASETS, TRANSFORMS, build, config_error, config_path
 from . import masks as _masks  # noqa: F401  (registers the maskers)
 from . import synthetic_shapes as _shapes  # noqa: F401  (registers the built-in sources)
+from . import text_source as _text  # noqa: F401  (registers token_shards)
 from . import webdataset_source as _wds  # noqa: F401
 from .mixing import epoch_order, generator
 from .transforms import Transform
@@ -201,8 +202,13 @@ class PretrainDataset(Dataset):
                 "label": -1 if label is None else int(label), "index": int(position),
                 "key": str(raw.get("key", f"{s}/{i}")), "seg": raw.get("seg"), "present": present,
                 "skipped": [where for where, _ in failures]}
-        if self.tokenizer is not None:
+        if raw.get("tokens") is not None:  # a text source hands token ids directly (token_shards)
+            item["text"] = raw["tokens"]
+            item["present"]["text"] = True
+        elif self.tokenizer is not None:
             item["text"] = encode_text(raw.get("caption"), self.tokenizer, self.text_length)
+        # extra per-sample fields (segment ids, sentence-order labels, ...): batch[name] + present[name]
+        item["fields"] = dict(raw.get("fields") or {})
         return item
 
 
@@ -224,6 +230,12 @@ def collate(items: List[Dict[str, Any]]) -> Dict[str, Any]:
     }
     if "text" in first:
         batch["text"] = torch.stack([it["text"] for it in items])
+    names = sorted({n for it in items for n in it.get("fields", {})})
+    for name in names:
+        vals = [it.get("fields", {}).get(name) for it in items]
+        like = torch.as_tensor(next(v for v in vals if v is not None))
+        batch[name] = torch.stack([torch.zeros_like(like) if v is None else torch.as_tensor(v) for v in vals])
+        batch["present"][name] = torch.tensor([v is not None for v in vals], dtype=torch.bool)
     segs = [it.get("seg") for it in items]
     if all(s is not None for s in segs) and len({tuple(s.shape) for s in segs}) == 1:
         batch["seg"] = torch.stack(segs)  # source coordinates; map through batch["geometry"]

@@ -1,1 +1,1 @@
-from . import basic  # noqa: F401  (registration)
+from . import basic, tied_word  # noqa: F401  (registration)

@@ -36,11 +36,19 @@ class BoltzmannTarget(nn.Module):
 
     def forward(self, pred: torch.Tensor, tgt: TargetOut,
                 loss_mask: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        logits = self.logits(pred, tgt)
         index = tgt.index
+        per_token = index is not None and index.ndim > 1 and tgt.valid.shape == index.shape
+        if per_token:
+            # per-token validity (MLM's masked positions): score only those, not the whole sequence
+            keep = tgt.valid if loss_mask is None else tgt.valid & loss_mask
+            pred, index = pred[keep], index[keep]
+            loss_mask = None
+            w = torch.ones_like(index, dtype=torch.bool)
+        logits = self.logits(pred, tgt)
         per = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), index.reshape(-1),
                               label_smoothing=self.label_smoothing, reduction="none").view(index.shape)
-        w = tgt.valid.view(-1, *([1] * (per.ndim - 1))).expand_as(per)
+        if not per_token:
+            w = tgt.valid.view(-1, *([1] * (per.ndim - 1))).expand_as(per)
         if loss_mask is not None:
             w = w & loss_mask
         loss = masked_mean(per, w)

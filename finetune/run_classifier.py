@@ -1,0 +1,148 @@
+#!/usr/bin/env python
+"""Text classification from label<TAB>text TSV files: fine-tune a pretrained (or randomly initialised)
+text encoder with a linear head on the mean (or first) token, and report dev accuracy.
+
+    python finetune/run_classifier.py --pretrained runs/bert_mini --train train.tsv --dev dev.tsv
+    python finetune/run_classifier.py --config models/bert_mini.json --train ... --dev ...   # random init
+"""
+import argparse
+import json
+import os
+import sys
+from typing import List, Optional, Tuple
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from m3i_modular import checkpoint as ckpt  # noqa: E402
+from m3i_modular.config import load_config  # noqa: E402
+from m3i_modular.errors import ConfigError, DataError  # noqa: E402
+from m3i_modular.model import build_model  # noqa: E402
+from m3i_modular.run import build_tokenizer  # noqa: E402
+
+
+def read_tsv(path: str) -> Tuple[List[str], List[str]]:
+    labels, texts = [], []
+    try:
+        f = open(path, encoding="utf-8")
+    except OSError as e:
+        raise DataError(f"{path}: cannot open ({e.strerror})") from None
+    with f:
+        for n, line in enumerate(f, 1):
+            line = line.rstrip("\n\r")
+            if not line.strip():
+                continue
+            if "\t" not in line:
+                raise DataError(f"{path}:{n}: expected label<TAB>text")
+            label, text = line.split("\t", 1)
+            labels.append(label.strip())
+            texts.append(text)
+    if not labels:
+        raise DataError(f"{path}: no examples")
+    return labels, texts
+
+
+def encode(texts: List[str], tok, length: int) -> torch.Tensor:
+    out = torch.full((len(texts), length), int(tok.pad_id or 0), dtype=torch.long)
+    head = [] if tok.bos_id is None else [tok.bos_id]
+    tail = [] if tok.eos_id is None else [tok.eos_id]
+    for i, t in enumerate(texts):
+        ids = (head + tok.encode(t)[:length - len(head) - len(tail)] + tail)[:length]
+        out[i, :len(ids)] = torch.tensor(ids)
+    return out
+
+
+class Classifier(nn.Module):
+    def __init__(self, embedding: nn.Module, encoder: nn.Module, num_labels: int, pad_id: int, pool: str = "mean"):
+        super().__init__()
+        if pool not in ("mean", "cls"):
+            raise ConfigError(f"pool must be mean or cls, got {pool!r}")
+        self.embedding, self.encoder, self.pad_id, self.pool = embedding, encoder, pad_id, pool
+        self.head = nn.Linear(encoder.dim, num_labels)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        z = self.encoder(self.embedding(ids, segments=torch.zeros_like(ids)))
+        if self.pool == "cls":
+            return self.head(z[:, 0])
+        keep = (ids != self.pad_id).unsqueeze(-1).to(z.dtype)  # mean over the real tokens
+        return self.head((z * keep).sum(1) / keep.sum(1).clamp(min=1.0))
+
+
+def load_backbone(pretrained: Optional[str], config: Optional[str], seed: int):
+    if pretrained:
+        d = ckpt.resolve_checkpoint(pretrained)
+        cfg = ckpt.load_config_json(d)
+        model = build_model(cfg["model"], cfg.get("shared"), seed=seed)
+        model.load_state_dict(ckpt.load_tensors(d, "model"))
+        tok_dir = os.path.join(d, "tokenizer")
+        if os.path.isdir(tok_dir):
+            from m3i_modular.data.tokenizers import tokenizer_from_dir
+            return model, tokenizer_from_dir(tok_dir)
+    elif config:
+        cfg = load_config(config)
+        model = build_model(cfg["model"], cfg.get("shared"), seed=seed)
+    else:
+        raise ConfigError("give --pretrained (a checkpoint) or --config (a recipe, random init)")
+    tok = build_tokenizer(cfg, base_dir=os.path.dirname(cfg.get("_file", "")))
+    if tok is None:
+        raise ConfigError("the recipe has no 'tokenizer' section")
+    return model, tok
+
+
+def run(*, train: str, dev: str, pretrained: Optional[str] = None, config: Optional[str] = None,
+        epochs: int = 20, lr: float = 1e-3, batch_size: int = 16, seq_length: int = 32, seed: int = 0,
+        pool: str = "mean") -> dict:
+    torch.manual_seed(seed)
+    model, tok = load_backbone(pretrained, config, seed)
+    tr_labels, tr_texts = read_tsv(train)
+    dv_labels, dv_texts = read_tsv(dev)
+    names = sorted(set(tr_labels))
+    index = {n: i for i, n in enumerate(names)}
+    unknown = sorted(set(dv_labels) - set(names))
+    if unknown:
+        raise DataError(f"{dev}: labels {unknown[:5]} do not occur in {train}")
+    clf = Classifier(model.embedding, model.encoder, len(names), int(tok.pad_id or 0), pool)
+    x, y = encode(tr_texts, tok, seq_length), torch.tensor([index[n] for n in tr_labels])
+    opt = torch.optim.AdamW(clf.parameters(), lr=lr, weight_decay=0.01)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        clf.train()
+        for b in torch.randperm(len(x), generator=g).split(batch_size):
+            loss = nn.functional.cross_entropy(clf(x[b]), y[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    clf.eval()
+    xd, yd = encode(dv_texts, tok, seq_length), torch.tensor([index[n] for n in dv_labels])
+    with torch.no_grad():
+        pred = torch.cat([clf(xd[i:i + 256]).argmax(-1) for i in range(0, len(xd), 256)])
+    return {"accuracy": float((pred == yd).float().mean()), "train_examples": len(x), "dev_examples": len(xd)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--pretrained", help="our checkpoint or run directory")
+    p.add_argument("--config", help="a recipe: random initialisation (a baseline)")
+    p.add_argument("--train", required=True)
+    p.add_argument("--dev", required=True)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seq-length", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pool", default="mean", choices=["mean", "cls"], help="sentence vector for the head")
+    a = p.parse_args(argv)
+    try:
+        result = run(train=a.train, dev=a.dev, pretrained=a.pretrained, config=a.config, epochs=a.epochs,
+                     lr=a.lr, batch_size=a.batch_size, seq_length=a.seq_length, seed=a.seed, pool=a.pool)
+    except (ConfigError, DataError) as e:
+        print(f"run_classifier.py: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Converters from other frameworks' checkpoints and configs (scripts/convert_*.py are their CLIs)."""

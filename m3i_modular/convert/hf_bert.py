@@ -1,0 +1,169 @@
+"""Hugging Face BERT directory (config.json + model.safetensors or pytorch_model.bin + vocab.txt) <-> our
+checkpoint. Encoder, embeddings and the MLM head convert; HF's pooler / NSP head has no counterpart (our
+SOP head pools [CLS] without the tanh layer) and is left out both ways."""
+import json
+import os
+import shutil
+import tempfile
+from typing import Dict
+
+import torch
+
+from ..checkpoint import load_config_json, load_tensors, resolve_checkpoint, run_metadata, save_checkpoint
+from ..errors import ConfigError
+from .bert_recipe import bert_model_config, bert_recipe
+
+EMB = {"embeddings.word_embeddings": "embedding.parts.word", "embeddings.position_embeddings": "embedding.parts.position",
+       "embeddings.token_type_embeddings": "embedding.parts.segment", "embeddings.LayerNorm": "embedding.parts.norm.norm"}
+LAYER = {"attention.output.dense": "attn.proj", "attention.output.LayerNorm": "norm1",
+         "intermediate.dense": "mlp.fc1", "output.dense": "mlp.fc2", "output.LayerNorm": "norm2"}
+HEAD = {"cls.predictions.transform.dense": "objectives.mlm.decoder.dense",
+        "cls.predictions.transform.LayerNorm": "objectives.mlm.decoder.norm"}
+
+
+def read_hf_weights(hf_dir: str) -> Dict[str, torch.Tensor]:
+    st, binf = os.path.join(hf_dir, "model.safetensors"), os.path.join(hf_dir, "pytorch_model.bin")
+    if os.path.isfile(st):
+        from safetensors.torch import load_file
+        sd = load_file(st)
+    elif os.path.isfile(binf):
+        sd = torch.load(binf, map_location="cpu", weights_only=True)
+    else:
+        raise ConfigError(f"{hf_dir}: no model.safetensors or pytorch_model.bin")
+    out = {}
+    for k, v in sd.items():
+        k = k[5:] if k.startswith("bert.") else k  # BertForPreTraining / BertForMaskedLM prefix
+        k = k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+        out[k] = v
+    return out
+
+
+def hf_to_state(sd: Dict[str, torch.Tensor], layers: int) -> Dict[str, torch.Tensor]:
+    out = {}
+    for hf, ours in list(EMB.items()) + list(HEAD.items()):
+        for p in ("weight", "bias"):
+            if f"{hf}.{p}" in sd:
+                out[f"{ours}.{p}"] = sd[f"{hf}.{p}"]
+    if "cls.predictions.bias" in sd:
+        out["objectives.mlm.target_embedding.bias"] = sd["cls.predictions.bias"]
+    for i in range(layers):
+        src, dst = f"encoder.layer.{i}.", f"encoder.blocks.{i}."
+        for p in ("weight", "bias"):
+            out[dst + f"attn.qkv.{p}"] = torch.cat([sd[src + f"attention.self.{n}.{p}"]
+                                                    for n in ("query", "key", "value")])
+            for hf, ours in LAYER.items():
+                out[dst + f"{ours}.{p}"] = sd[src + f"{hf}.{p}"]
+    return out
+
+
+def state_to_hf(sd: Dict[str, torch.Tensor], layers: int) -> Dict[str, torch.Tensor]:
+    out = {}
+    for hf, ours in EMB.items():
+        for p in ("weight", "bias"):
+            if f"{ours}.{p}" in sd:
+                out[f"bert.{hf}.{p}"] = sd[f"{ours}.{p}"]
+    for hf, ours in HEAD.items():
+        for p in ("weight", "bias"):
+            if f"{ours}.{p}" in sd:
+                out[f"{hf}.{p}"] = sd[f"{ours}.{p}"]
+    if "objectives.mlm.target_embedding.bias" in sd:
+        out["cls.predictions.bias"] = sd["objectives.mlm.target_embedding.bias"]
+    for i in range(layers):
+        src, dst = f"encoder.blocks.{i}.", f"bert.encoder.layer.{i}."
+        for p in ("weight", "bias"):
+            for n, part in zip(("query", "key", "value"), sd[src + f"attn.qkv.{p}"].chunk(3)):
+                out[dst + f"attention.self.{n}.{p}"] = part
+            for hf, ours in LAYER.items():
+                out[dst + f"{hf}.{p}"] = sd[src + f"{ours}.{p}"]
+    return {k: v.contiguous().clone() for k, v in out.items()}
+
+
+def _hf_sizes(cfg: dict) -> dict:
+    act = cfg.get("hidden_act", "gelu")
+    if act != "gelu":
+        raise ConfigError(f"hidden_act '{act}' is not supported (our blocks use exact GELU)")
+    if cfg.get("position_embedding_type", "absolute") != "absolute":
+        raise ConfigError("only absolute position embeddings convert")
+    return dict(vocab_size=cfg["vocab_size"], dim=cfg["hidden_size"], layers=cfg["num_hidden_layers"],
+                heads=cfg["num_attention_heads"], ffn=cfg["intermediate_size"],
+                max_length=cfg["max_position_embeddings"], type_vocab=cfg.get("type_vocab_size", 2),
+                eps=cfg.get("layer_norm_eps", 1e-12), dropout=cfg.get("hidden_dropout_prob", 0.1))
+
+
+def hf_to_ours(hf_dir: str, out_dir: str) -> str:
+    """Write our checkpoint (out_dir/step_00000000 + latest) from a HF BERT directory; return its path."""
+    from ..data import tokenizers  # noqa: F401  (registration)
+    from ..model import build_model
+    from ..registry import TOKENIZERS, build
+    try:
+        with open(os.path.join(hf_dir, "config.json")) as f:
+            hf_cfg = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{hf_dir}/config.json: cannot read ({e})") from None
+    vocab = os.path.join(hf_dir, "vocab.txt")
+    if not os.path.isfile(vocab):
+        raise ConfigError(f"{hf_dir}: no vocab.txt")
+    lowercase = True
+    tc = os.path.join(hf_dir, "tokenizer_config.json")
+    if os.path.isfile(tc):
+        with open(tc) as f:
+            lowercase = bool(json.load(f).get("do_lower_case", True))
+    tok = build(TOKENIZERS, {"type": "wordpiece", "vocab": vocab, "lowercase": lowercase})
+    sizes = _hf_sizes(hf_cfg)
+    specials = sorted(set(tok.special_ids))
+    model_cfg = bert_model_config(**sizes, mask_id=tok.mask_id if tok.mask_id is not None else 0,
+                                  special_ids=specials)
+    model = build_model(model_cfg, seed=0)
+    state = model.state_dict()
+    conv = hf_to_state(read_hf_weights(hf_dir), sizes["layers"])
+    for k, v in conv.items():
+        if k not in state or state[k].shape != v.shape:
+            raise ConfigError(f"converted tensor '{k}' {tuple(v.shape)} does not fit the model")
+        state[k] = v
+    recipe = bert_recipe(model_cfg, vocab="tokenizer/vocab.txt", lowercase=lowercase)
+    with tempfile.TemporaryDirectory() as tmp:
+        tok.save(tmp)
+        extra = {f"tokenizer/{n}": os.path.join(tmp, n) for n in os.listdir(tmp)}
+        return save_checkpoint(out_dir, 0, {"model": state}, config=recipe,
+                               meta=dict(run_metadata(1, "fp32"), converted_from=os.path.abspath(hf_dir)),
+                               extra_files=extra)
+
+
+def ours_to_hf(ckpt: str, out_dir: str) -> str:
+    """Write a HF BERT directory (config.json, model.safetensors, vocab.txt) from our checkpoint."""
+    from safetensors.torch import save_file
+    d = resolve_checkpoint(ckpt)
+    cfg = load_config_json(d)
+    m = cfg["model"]
+    try:
+        emb, enc = m["embedding"], m["encoder"]
+        dim, layers = enc["dim"], enc["layers"]
+        hf_cfg = {"architectures": ["BertForMaskedLM"], "model_type": "bert", "hidden_act": "gelu",
+                  "vocab_size": emb["word"]["vocab_size"], "hidden_size": dim, "num_hidden_layers": layers,
+                  "num_attention_heads": enc["heads"], "intermediate_size": int(dim * enc.get("mlp_ratio", 4.0)),
+                  "max_position_embeddings": emb["position"]["max_length"],
+                  "type_vocab_size": emb.get("segment", {}).get("num_segments", 2),
+                  "layer_norm_eps": enc.get("eps", 1e-6), "hidden_dropout_prob": enc.get("dropout", 0.0),
+                  "attention_probs_dropout_prob": enc.get("dropout", 0.0), "pad_token_id": 0,
+                  "position_embedding_type": "absolute"}
+        if enc.get("norm", "pre") != "post" or "norm" not in emb:
+            raise KeyError("a post-norm encoder with an embedding layer_norm")
+    except KeyError as e:
+        raise ConfigError(f"{d}: not a BERT-shaped recipe (missing {e})") from None
+    sd = state_to_hf(load_tensors(d, "model"), layers)
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=".hf-tmp-")
+    try:
+        save_file(sd, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            json.dump(hf_cfg, f, indent=2)
+        vocab = os.path.join(d, "tokenizer", "vocab.txt")
+        if os.path.isfile(vocab):
+            shutil.copyfile(vocab, os.path.join(tmp, "vocab.txt"))
+        if os.path.exists(out_dir):
+            raise ConfigError(f"{out_dir}: already exists; choose another output directory")
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir

@@ -1,0 +1,82 @@
+#!/usr/bin/env python
+"""TencentPretrain -> ours: a flat model config -> our recipe, and optionally its checkpoint -> ours.
+
+    python scripts/convert_tencentpretrain.py --config models/bert/base_config.json \\
+        --vocab models/google_uncased_en_vocab.txt --output models/bert_from_tp.json \\
+        [--checkpoint bert_base.bin --output-checkpoint ckpt/bert_from_tp]
+"""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+from m3i_modular.checkpoint import run_metadata, save_checkpoint  # noqa: E402
+from m3i_modular.convert.bert_recipe import bert_recipe  # noqa: E402
+from m3i_modular.convert.tencentpretrain import convert_config, convert_state  # noqa: E402
+from m3i_modular.data.atomic import atomic_write_text  # noqa: E402
+from m3i_modular.errors import ConfigError, DataError  # noqa: E402
+
+
+def build_recipe(args) -> dict:
+    try:
+        with open(args.config) as f:
+            tp = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{args.config}: cannot read TencentPretrain config ({e})") from None
+    vocab_size, mask_id, specials = args.vocab_size, 103, [0, 100, 101, 102, 103]
+    if args.vocab:
+        from m3i_modular.data.tokenizers import tokenizer_from_path
+        tok = tokenizer_from_path(args.vocab)
+        vocab_size, specials = tok.vocab_size, tok.special_ids
+        mask_id = tok.mask_id if tok.mask_id is not None else mask_id
+    model = convert_config(tp, vocab_size=vocab_size, mask_id=mask_id, special_ids=specials)
+    if model["embedding"].get("type") == "patch":
+        size = model["embedding"]["image_size"]
+        return {"model": model, "data": {"sources": [{"type": "synthetic_shapes", "weight": 1.0, "image_size": size}]},
+                "views": {"view1": [{"type": "random_resized_crop", "size": size}, {"type": "normalize"}]},
+                "train": {"total_steps": 1000, "batch_size": 256}}
+    mode = "bert" if "mlm_input" in json.dumps(model) else "lm"
+    recipe = bert_recipe(model, vocab=os.path.abspath(args.vocab) if args.vocab else "vocab.txt",
+                         seq_length=min(128, tp.get("max_seq_length", 128)))
+    recipe["data"]["sources"][0]["mode"] = mode
+    return recipe
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", required=True, help="TencentPretrain model config (models/*/..._config.json)")
+    p.add_argument("--vocab", help="the vocab file TencentPretrain used (gives vocab size and special ids)")
+    p.add_argument("--vocab-size", type=int, default=0, help="vocabulary size, when no --vocab is given")
+    p.add_argument("--output", required=True, help="our recipe (.json) to write")
+    p.add_argument("--checkpoint", help="TencentPretrain checkpoint (.bin, a state dict of tensors)")
+    p.add_argument("--output-checkpoint", help="our checkpoint root to write the converted weights to")
+    args = p.parse_args(argv)
+    try:
+        recipe = build_recipe(args)
+        if args.checkpoint:
+            if not args.output_checkpoint:
+                raise ConfigError("--checkpoint needs --output-checkpoint")
+            from m3i_modular.model import build_model
+            model = build_model(recipe["model"], seed=0)
+            state = model.state_dict()
+            sd = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+            for k, v in convert_state(sd, recipe["model"]["encoder"]["layers"]).items():
+                if k not in state or state[k].shape != v.shape:
+                    raise ConfigError(f"converted tensor '{k}' {tuple(v.shape)} does not fit the recipe")
+                state[k] = v
+            save_checkpoint(args.output_checkpoint, 0, {"model": state}, config=recipe,
+                            meta=dict(run_metadata(1, "fp32"), converted_from=os.path.abspath(args.checkpoint)))
+        atomic_write_text(args.output, json.dumps(recipe, indent=2) + "\n")
+    except (ConfigError, DataError) as e:
+        print(f"convert_tencentpretrain.py: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output}" + (f" and {args.output_checkpoint}" if args.checkpoint else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
