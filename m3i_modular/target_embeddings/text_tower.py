@@ -4,6 +4,8 @@ the EOS token (the last non-padding one) through a linear map to `dim`.
 
 Returns the batch's text embeddings as candidates for InfoNCE: row i's right candidate is caption i;
 captions that are absent (batch["present"]["text"] false) are neither targets nor negatives."""
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -38,7 +40,7 @@ class TextTower(nn.Module):
         pad = tokens.pad_mask.clone()
         # an absent caption is all padding: leave its first position attendable so attention stays finite
         pad[:, 0] = False
-        z = self.encoder(tokens.__class__(x=tokens.x, pad_mask=pad))
+        z = self.encoder(replace(tokens, pad_mask=pad))
         if self.pool == "eos":
             last = (~pad).sum(1).clamp(min=1) - 1
             feat = z[torch.arange(b, device=z.device), last]
