@@ -6,8 +6,9 @@ negatives "batch": the other samples' candidates; "batch_both_views": also the o
 (SimCLR's NT-Xent). Symmetric adds the candidate -> pred direction: row r's candidate against every pred row,
 where other rows of the same sample (M3I's A and B roles of one image) are left out rather than counted as
 negatives. A missing candidate (an absent caption) is no target and no negative; its image still is a
-negative for the other captions. Each rank computes its own rows against all candidates; the loss is normalised by the valid count
-summed over ranks (reduce.masked_mean), so DDP's gradient average equals one process on the global batch."""
+negative for the other captions. Each rank computes its own rows against all candidates; the loss is
+normalised by the valid count summed over ranks (reduce.masked_mean), so DDP's gradient average equals one
+process on the global batch."""
 import math
 from typing import Dict, Optional, Tuple
 

@@ -86,7 +86,8 @@ def test_logit_scale_is_capped():
 def test_both_views_matches_nt_xent():
     torch.manual_seed(4)
     b, d = 6, 8
-    p, c = torch.nn.functional.normalize(torch.randn(b, d), dim=-1), torch.nn.functional.normalize(torch.randn(b, d), dim=-1)
+    p = torch.nn.functional.normalize(torch.randn(b, d), dim=-1)
+    c = torch.nn.functional.normalize(torch.randn(b, d), dim=-1)
     loss, _ = InfoNCETarget(negatives="batch_both_views", learn_temperature=False, temperature=0.5)(p, _tgt(c))
     # SimCLR's NT-Xent over the 2b views: each view's positive is its pair, negatives all other 2b - 2
     z = torch.cat([p, c]) / 0.5 ** 0.5
