@@ -38,6 +38,7 @@ class TargetOut:
     index: Optional[torch.Tensor] = None             # (B,) or (B, M) index of the right candidate
     grid: Optional[Tuple[int, int]] = None           # patch grid of per-token targets
     candidates_per_row: bool = False                 # candidates are per sample (batch negatives)
+    candidate_valid: Optional[torch.Tensor] = None   # (K,) bool: usable candidates (a missing caption is not)
 
     def take(self, rows: torch.Tensor) -> "TargetOut":
         """The targets for selected rows (a roll-paired B role reads sample i-1)."""

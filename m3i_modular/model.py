@@ -5,6 +5,7 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import nn
 
+from . import batch_transforms as _batch_transforms  # noqa: F401  (registration)
 from .embeddings import build_embedding
 from .embeddings.tokens import encoder_output_tokens
 from .errors import ConfigError
@@ -174,9 +175,11 @@ def build_model(model_cfg: dict, shared_cfg: Optional[dict] = None, *, seed: int
             parts["encoder"] = build(ENCODERS, model_cfg["encoder"], key="encoder")
             bts = [build(BATCH_TRANSFORMS, c, key=f"batch_transforms[{i}]")
                    for i, c in enumerate(model_cfg.get("batch_transforms", []))]
+        used = _used_shared(model_cfg["objectives"], shared_cfg)
         with config_path("shared", absolute=True):
             for name, cfg in shared_cfg.items():
-                shared[name] = build(TARGET_EMBEDDINGS, cfg, key=name)
+                if name in used:  # a component only weight-0 objectives use is not built either
+                    shared[name] = build(TARGET_EMBEDDINGS, cfg, key=name)
         with config_path("model.objectives", absolute=True):
             objectives = {}
             if not model_cfg["objectives"]:
@@ -196,6 +199,31 @@ def build_model(model_cfg: dict, shared_cfg: Optional[dict] = None, *, seed: int
         if m is not model and hasattr(m, "bind"):
             m.bind(model)
     return model
+
+
+def _refs(value: Any):
+    """The "@name" heads of every reference string inside a config value."""
+    if isinstance(value, str) and value.startswith("@"):
+        yield value[1:].split(".")[0]
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _refs(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _refs(v)
+
+
+def _used_shared(objectives_cfg: Any, shared_cfg: dict) -> set:
+    """Shared names reachable from the objectives that will be built (weight != 0)."""
+    todo = [n for cfg in (objectives_cfg or {}).values() if isinstance(cfg, dict) and cfg.get("weight", 1.0) != 0
+            for n in _refs(cfg)]
+    used: set = set()
+    while todo:
+        name = todo.pop()
+        if name in shared_cfg and name not in used:
+            used.add(name)
+            todo.extend(_refs(shared_cfg[name]))
+    return used
 
 
 def _build_objective(name: str, cfg: dict, encoder: nn.Module, resolve) -> Objective:

@@ -1,1 +1,1 @@
-from . import pool, predictor  # noqa: F401  (registration)
+from . import attention_pool, pool, predictor  # noqa: F401  (registration)

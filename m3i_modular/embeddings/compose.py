@@ -15,7 +15,7 @@ class ComposedEmbedding(nn.Module):
         self.parts = nn.ModuleDict(parts)
 
     def __getattr__(self, name: str):
-        parts = super().__getattr__("_modules")["parts"]
+        parts = self.__dict__["_modules"]["parts"]  # nn.Module.__getattr__ cannot look up _modules itself
         if name in parts:
             return parts[name]
         return super().__getattr__(name)

@@ -1,0 +1,1 @@
+from . import mix_views  # noqa: F401  (registration)

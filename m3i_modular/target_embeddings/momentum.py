@@ -1,0 +1,120 @@
+"""`momentum`: an EMA copy of named model parts (BYOL, MoCo, data2vec, SiameseIM, M3I's image targets).
+
+The copy is made in bind(model), after assembly, so it starts equal to the online weights; it has no
+gradient and always runs in eval mode (no dropout / drop-path in the teacher). The momentum follows a cosine
+from `momentum[0]` to `momentum[1]` over train.total_steps, updated in after_optimizer_step; after
+--init-from the copy restarts from the (loaded) online weights.
+"""
+import copy
+import math
+from typing import List, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..interfaces import Selection, TargetOut
+from ..registry import TARGET_EMBEDDINGS, config_error, resolve_refs
+from .online import pool_tokens_all, resolve_part
+
+
+@TARGET_EMBEDDINGS.register("momentum")
+class MomentumTower(nn.Module):
+    """of: model parts to copy, in order: an embedding, an encoder, then optional heads applied to the pooled
+    or per-token Selection (a projector decoder, e.g. "objectives.byol.decoder.head" -- any dotted path).
+    feature: "last_block" (the last block's output, before the encoder's final norm) or "output".
+    norm: "layernorm" (LayerNorm without affine parameters, SiameseIM / M3I) or "none".
+    pool: "none" (per-token targets with their grid), "mean" or "cls" (one vector per image).
+    dim: the output width; 0 = the encoder's (set it when a head changes the width)."""
+
+    def __init__(self, *, of: List[str] = ("embedding", "encoder"), momentum: Tuple[float, float] = (0.99, 1.0),
+                 feature: str = "last_block", norm: str = "layernorm", pool: str = "none", dim: int = 0,
+                 eps: float = 1e-6):
+        super().__init__()
+        of = list(of)
+        if len(of) < 2:
+            raise config_error(f"'of' lists an embedding and an encoder (then optional heads), got {of}", "of")
+        if len(momentum) != 2 or not all(0.0 <= m <= 1.0 for m in momentum):
+            raise config_error(f"momentum is a [start, end] pair in [0, 1], got {list(momentum)}", "momentum")
+        if feature not in ("last_block", "output"):
+            raise config_error(f"feature must be last_block or output, got '{feature}'", "feature")
+        if norm not in ("layernorm", "none"):
+            raise config_error(f"norm must be layernorm or none, got '{norm}'", "norm")
+        if pool not in ("none", "mean", "cls"):
+            raise config_error(f"pool must be none, mean or cls, got '{pool}'", "pool")
+        self.of, self.momentum = of, (float(momentum[0]), float(momentum[1]))
+        self.feature, self.norm, self.pool, self.eps = feature, norm, pool, eps
+        self.current_momentum = self.momentum[0]
+        if not dim:  # the encoder is built before "shared": ask it for its width
+            enc = resolve_refs("@" + of[1])
+            dim = getattr(enc, "dim", 0) if not isinstance(enc, str) else 0
+            if not dim:
+                raise config_error(f"cannot read the width of '{of[1]}' here: set 'dim'", "dim")
+        self.dim = dim
+        self.copies = nn.ModuleList()
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    def bind(self, model: nn.Module) -> None:
+        online = [resolve_part(model, name) for name in self.of]
+        self.__dict__["_online"] = online          # references only: not saved twice, not EMA'd into
+        self.copies = nn.ModuleList(copy.deepcopy(m) for m in online)
+        for p in self.copies.parameters():
+            p.requires_grad_(False)
+        self.copies.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.copies.eval()                         # the teacher always runs in eval mode
+        return self
+
+    def momentum_at(self, step: int, total_steps: int) -> float:
+        start, end = self.momentum
+        t = min(max(step / max(total_steps, 1), 0.0), 1.0)
+        return end - (end - start) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    @torch.no_grad()
+    def after_optimizer_step(self, step: int, total_steps: int) -> None:
+        m = self.momentum_at(step, total_steps)
+        self.current_momentum = m
+        for src, dst in zip(self.__dict__["_online"], self.copies):
+            ema = list(dst.parameters())
+            cur = [p.detach() for p in src.parameters()]
+            if ema:
+                torch._foreach_mul_(ema, m)
+                torch._foreach_add_(ema, cur, alpha=1.0 - m)
+            for b_dst, b_src in zip(dst.buffers(), src.buffers()):
+                b_dst.copy_(b_src)
+
+    @torch.no_grad()
+    def after_init_from(self) -> None:
+        for src, dst in zip(self.__dict__["_online"], self.copies):
+            dst.load_state_dict(src.state_dict())
+
+    # -- targets ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def forward(self, batch: dict, *, view: str) -> TargetOut:
+        views = batch.get("views", {})
+        if view not in views:
+            raise config_error(f"momentum target reads view '{view}', which the batch does not have "
+                               f"(views: {', '.join(views) or 'none'})")
+        emb, enc, *heads = self.copies
+        tokens = emb(views[view])
+        z, hidden = enc(tokens, return_layers=True)
+        if self.feature == "last_block":
+            z = hidden[-1]
+        if self.norm == "layernorm":
+            z = F.layer_norm(z.float(), z.shape[-1:], eps=self.eps)
+        prefix = getattr(emb, "num_prefix", 0)
+        b = z.shape[0]
+        valid = torch.ones(b, dtype=torch.bool, device=z.device)
+        rows = torch.arange(b, device=z.device)
+        if self.pool == "none":
+            out = z[:, prefix:]
+            for h in heads:
+                out = h(Selection(z=out, rows=rows, grid=tokens.grid))
+            return TargetOut(valid=valid, value=out, grid=tokens.grid)
+        out = pool_tokens_all(z, self.pool, prefix)
+        for h in heads:
+            out = h(Selection(z=out.unsqueeze(1), rows=rows))
+        return TargetOut(valid=valid, value=out, candidates=out, index=rows, candidates_per_row=True,
+                         candidate_valid=valid)
