@@ -2,7 +2,8 @@
 
 Importing this package registers the built-in sources, transforms, maskers and tokenizers.
 """
-from . import masks, synthetic_shapes, tokenizers, transforms, webdataset_source  # noqa: F401  (registration)
+from . import (audio_transforms, masks, synthetic_audio, synthetic_shapes, tokenizers, transforms,  # noqa: F401
+               webdataset_source)  # (registration)
 from .mixing import PositionSampler, derive_seed, epoch_order
 from .pipeline import PretrainDataset, apply_view, build_views, collate, encode_text
 from .view import View
