@@ -103,7 +103,8 @@ class PretrainModel(nn.Module):
             enc_keep = torch.cat([pre, keep + prefix], dim=1)
         z = self.encoder(tokens, keep=enc_keep)
         tokens = encoder_output_tokens(self.encoder, tokens, z)
-        replaced = mask if (mask is not None and keep is None) else None
+        # which output tokens entered as the mask token: only known when the encoder keeps the token layout
+        replaced = mask if (mask is not None and keep is None and z.shape[1] - prefix == mask.shape[1]) else None
         return Encoded(name=name, z=z, tokens=tokens, keep=keep, mask=mask if keep is not None else None,
                        prefix=prefix, replaced=replaced)
 

@@ -122,7 +122,7 @@ class WebDatasetShards:
             raise config_error(f"sample_rate must be >= 0 (0 accepts any rate), got {sample_rate}", "sample_rate")
         self.sample_rate = sample_rate
         self.indexes: List[ShardIndex] = []
-        self.without_image = 0  # samples dropped at indexing because they have no image member
+        self.without_image = 0  # samples dropped at indexing: no image and no audio member
         self.keys: List[List[str]] = []
         self.members: List[list] = []
         for path in self.paths:
