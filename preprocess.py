@@ -16,6 +16,7 @@ COMMANDS = [
     "m3i_modular.data.preprocess_tokenizer",
     "m3i_modular.data.preprocess_text",
     "m3i_modular.data.preprocess_images",
+    "m3i_modular.data.preprocess_audio",
 ]
 
 

@@ -31,7 +31,16 @@ class Pretrained:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.cfg, self.tokenizer = cfg, tokenizer
-        self.transform = eval_transform(cfg, crop_pct=crop_pct)
+        if not 0.0 < crop_pct <= 1.0:
+            raise ConfigError(f"crop_pct must be in (0, 1], got {crop_pct}")
+        self._crop_pct, self._transform = crop_pct, None
+
+    @property
+    def transform(self):
+        """The image eval transform, built on first use (an audio-only recipe has none)."""
+        if self._transform is None:
+            self._transform = eval_transform(self.cfg, crop_pct=self._crop_pct)
+        return self._transform
 
     @classmethod
     def from_config(cls, cfg: dict, *, device: Any = "cpu", **kwargs) -> "Pretrained":
@@ -73,6 +82,13 @@ class Pretrained:
                               f"encode_image takes an objective with a pooling decoder")
         batch = {"views": {"input": x}}
         return decoder(select(self.model.encode(batch, "input"), "all", batch), None)
+
+    # -- audio ------------------------------------------------------------------------------------------
+    def encode_audio(self, clips: Any, objective: Optional[str] = None) -> torch.Tensor:
+        """(B, D) from Audio objects or (waveform, sample_rate) pairs, through the recipe's audio view
+        (eval/audio_text.py: also zero-shot classification and audio<->text retrieval)."""
+        from .eval.audio_text import encode_audio
+        return encode_audio(self, clips, objective)
 
     # -- text -------------------------------------------------------------------------------------------
     def text_tower(self, name: Optional[str] = None) -> torch.nn.Module:

@@ -89,7 +89,10 @@ class PretrainModel(nn.Module):
             x = tokens.x.clone()
             grid_x = x[:, prefix:]
             m = mask.unsqueeze(-1).to(x.dtype)
-            x[:, prefix:] = grid_x * (1 - m) + self.mask_token.to(x.dtype) * m
+            fill = self.mask_token.to(x.dtype)
+            if tokens.pos is not None:  # the embedding says which part of x is position: keep it
+                fill = fill + tokens.pos[:, -grid_x.shape[1]:].to(x.dtype)
+            x[:, prefix:] = grid_x * (1 - m) + fill * m
             tokens = tokens.with_x(x)
         elif mask is not None:
             k = int((~mask[0]).sum())
@@ -100,8 +103,10 @@ class PretrainModel(nn.Module):
             enc_keep = torch.cat([pre, keep + prefix], dim=1)
         z = self.encoder(tokens, keep=enc_keep)
         tokens = encoder_output_tokens(self.encoder, tokens, z)
+        # which output tokens entered as the mask token: only known when the encoder keeps the token layout
+        replaced = mask if (mask is not None and keep is None and z.shape[1] - prefix == mask.shape[1]) else None
         return Encoded(name=name, z=z, tokens=tokens, keep=keep, mask=mask if keep is not None else None,
-                       prefix=prefix)
+                       prefix=prefix, replaced=replaced)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> last-layer tokens (B, N, D)."""

@@ -19,6 +19,7 @@ class Encoded:
     keep: Optional[torch.Tensor] = None    # (B, K) grid positions encoded (None: all)
     mask: Optional[torch.Tensor] = None    # (B, L) bool, True = hidden from the encoder
     prefix: int = 0
+    replaced: Optional[torch.Tensor] = None  # (B, L) bool, True = entered as the mask token ("replace")
 
 
 def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -38,11 +39,15 @@ def select(enc: Encoded, how: str, batch: dict) -> Selection:
     grid = enc.tokens.grid
     pad = enc.tokens.pad_mask
     if how == "all":
-        if grid is None:  # text: no grid, no positions
-            return Selection(z=enc.z, rows=rows, pad_mask=pad, prefix=enc.prefix)
+        # a token the encoder saw only as the mask token is not visible (loss_on "masked" reads it)
+        seen = None if enc.replaced is None else ~enc.replaced
+        if grid is None:  # text, speech: no grid, no positions
+            return Selection(z=enc.z, rows=rows, pad_mask=pad, prefix=enc.prefix, visible=seen)
         L = grid[0] * grid[1]
         idx = enc.keep if enc.keep is not None else torch.arange(L, device=dev).expand(b, -1)
         visible = torch.zeros(b, L, dtype=torch.bool, device=dev).scatter(1, idx, True)
+        if seen is not None:
+            visible = visible & seen
         return Selection(z=enc.z, rows=rows, pos=_positions(grid, idx), token_index=idx, visible=visible,
                          grid=grid, geometry=geom, prefix=enc.prefix)
     mix = batch.get("mix", {}).get(enc.name)

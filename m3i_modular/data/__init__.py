@@ -2,8 +2,8 @@
 
 Importing this package registers the built-in sources, transforms, maskers and tokenizers.
 """
-from . import (masks, mlm_masking, synthetic_shapes, text_source, tokenizers,  # noqa: F401  (registration)
-               transforms, webdataset_source)
+from . import (audio_transforms, masks, mlm_masking, synthetic_audio, synthetic_shapes,  # noqa: F401  (registration)
+               text_source, tokenizers, transforms, webdataset_source)
 from .mixing import PositionSampler, derive_seed, epoch_order
 from .pipeline import PretrainDataset, apply_view, build_views, collate, encode_text
 from .view import View

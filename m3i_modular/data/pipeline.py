@@ -16,7 +16,9 @@ from torch.utils.data import Dataset
 
 from ..errors import DataError
 from ..registry import DATASETS, TRANSFORMS, build, config_error, config_path
+from . import audio_transforms as _audio_transforms  # noqa: F401  (registers the audio transforms)
 from . import masks as _masks  # noqa: F401  (registers the maskers)
+from . import synthetic_audio as _audio  # noqa: F401
 from . import synthetic_shapes as _shapes  # noqa: F401  (registers the built-in sources)
 from . import text_source as _text  # noqa: F401  (registers token_shards)
 from . import webdataset_source as _wds  # noqa: F401
@@ -45,7 +47,19 @@ def build_views(views_cfg: Dict[str, list]) -> Dict[str, List[Transform]]:
     return views
 
 
+def view_field(steps: Sequence[Transform]) -> str:
+    """The raw-sample field a view reads: "image" by default, or what its transforms declare ("audio")."""
+    return getattr(steps[0], "reads", "image") if steps else "image"
+
+
 def _check_order(steps: List[Transform]) -> None:
+    field = view_field(steps)
+    for i, t in enumerate(steps):
+        if getattr(t, "reads", "image") != field:
+            raise config_error(f"'{t.registry_name}' reads the {getattr(t, 'reads', 'image')}, but this view's "
+                               f"first step reads the {field}: one view takes one modality", i)
+    if field == "audio" and not any(getattr(t, "featurizer", False) for t in steps):
+        raise config_error("an audio view must turn the waveform into features: add an 'fbank' step")
     masked_at = None
     for i, t in enumerate(steps):
         if getattr(t, "masker", False):
@@ -57,9 +71,10 @@ def _check_order(steps: List[Transform]) -> None:
                                f"put crops, resizes and flips before it", i)
 
 
-def apply_view(steps: Sequence[Transform], image: torch.Tensor, g: torch.Generator) -> View:
-    """Run one named view's transforms on a raw uint8 (3, H, W) image."""
-    view = View.from_uint8(image)
+def apply_view(steps: Sequence[Transform], value: Any, g: torch.Generator) -> Any:
+    """Run one named view's transforms on a raw uint8 (3, H, W) image (-> View), or on an Audio for a view
+    of audio transforms (-> Audio)."""
+    view = value if view_field(steps) != "image" else View.from_uint8(value)
     for t in steps:
         view = t(view, g)
     return view
@@ -185,14 +200,17 @@ class PretrainDataset(Dataset):
             raise IndexError(f"positions are >= 0, got {position}")
         raw, failures = self.read(position)
         s, i = self.locate(position)
-        image = raw.get("image")
-        if image is None and self.views:
-            raise DataError(f"sample '{raw.get('key')}' has no image, but views are configured; "
-                            f"give image-less sources no views")
         views, geometry, masks = {}, {}, {}
         for name, steps in self.views.items():
-            view = apply_view(steps, image, generator(self.seed, position, name))
-            views[name], geometry[name] = view.image, view.geometry()
+            field = view_field(steps)
+            if raw.get(field) is None:
+                raise DataError(f"sample '{raw.get('key')}' has no {field}, but view '{name}' reads one; "
+                                f"give {field}-less sources no {field} views")
+            view = apply_view(steps, raw[field], generator(self.seed, position, name))
+            if isinstance(view, View):
+                views[name], geometry[name] = view.image, view.geometry()
+            else:  # audio: features (T, n_mels), no crop geometry
+                views[name] = view.tensor()
             if view.mask is not None:
                 masks[name] = view.mask
         label = raw.get("label")

@@ -7,7 +7,8 @@ images`, or several of these joined by "::". Item i is the i-th sample of the sh
 (braces and globs sorted), so PretrainDataset's per-epoch permutation of positions is the shuffle: it is a
 function of (seed, epoch), ranks and DataLoader workers split positions, and resume is exact.
 
-Fields: the image from the first of jpg/jpeg/png/webp/bmp/tif/tiff/gif; the label from `.cls` (an integer),
+Fields: the image from the first of jpg/jpeg/png/webp/bmp/tif/tiff/gif, the audio from wav/flac/ogg
+(soundfile; `sample_rate` > 0 makes a clip at another rate a skipped sample); the label from `.cls` (an integer),
 else the `.json`'s "label"; the caption from `.txt`, else the `.json`'s "caption". A sample that cannot be
 read or decoded raises DataError; PretrainDataset then substitutes another sample and counts the skip.
 """
@@ -26,6 +27,7 @@ import torch
 
 from ..errors import DataError
 from ..registry import DATASETS, config_error
+from .audio import AUDIO_EXTS, decode_audio
 from .tar_shards import ShardFiles, ShardIndex
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif")
@@ -107,16 +109,20 @@ def decode_image(data: bytes) -> torch.Tensor:
 
 @DATASETS.register("webdataset_shards")
 class WebDatasetShards:
-    """Raw samples {"key", "image", "label", "caption", "seg": None} read by seeking into indexed shards."""
+    """Raw samples {"key", "image", "audio", "label", "caption", "seg": None} read by seeking into indexed
+    shards (a sample has an image, an audio clip, or both)."""
 
-    def __init__(self, *, shards: str, use_labels: bool = True, use_captions: bool = True):
+    def __init__(self, *, shards: str, use_labels: bool = True, use_captions: bool = True, sample_rate: int = 0):
         if not isinstance(shards, str) or not shards.strip():
             raise config_error("shards must be a pattern like 'data/{000000..000009}.tar', a directory or a "
                                "manifest.json", "shards")
         self.paths = resolve_shards(shards)
         self.use_labels, self.use_captions = use_labels, use_captions
+        if sample_rate < 0:
+            raise config_error(f"sample_rate must be >= 0 (0 accepts any rate), got {sample_rate}", "sample_rate")
+        self.sample_rate = sample_rate
         self.indexes: List[ShardIndex] = []
-        self.without_image = 0  # samples dropped at indexing because they have no image member
+        self.without_image = 0  # samples dropped at indexing: no image and no audio member
         self.keys: List[List[str]] = []
         self.members: List[list] = []
         for path in self.paths:
@@ -124,7 +130,7 @@ class WebDatasetShards:
                 index = ShardIndex.load(path)
             except DataError as e:
                 raise config_error(str(e), "shards") from None
-            keep = [i for i, m in enumerate(index.members) if any(e in m for e in IMAGE_EXTS)]
+            keep = [i for i, m in enumerate(index.members) if any(e in m for e in IMAGE_EXTS + AUDIO_EXTS)]
             self.without_image += len(index) - len(keep)
             self.keys.append([index.keys[i] for i in keep])
             self.members.append([index.members[i] for i in keep])
@@ -132,7 +138,7 @@ class WebDatasetShards:
         self.truncated = [p for p, ix in zip(self.paths, self.indexes) if ix.truncated]
         self.offsets = np.cumsum([0] + [len(k) for k in self.keys]).tolist()
         if self.offsets[-1] == 0:
-            raise config_error(f"the {len(self.paths)} shard(s) of '{shards}' hold no image samples", "shards")
+            raise config_error(f"the {len(self.paths)} shard(s) of '{shards}' hold no image or audio samples", "shards")
         self.files = ShardFiles()
 
     def __len__(self) -> int:
@@ -159,14 +165,17 @@ class WebDatasetShards:
         s, i = self._locate(index)
         key, members = self.keys[s][i], self.members[s][i]
         try:
-            ext = next(e for e in IMAGE_EXTS if e in members)
-            image = decode_image(self._read(s, members[ext]))
+            ext = next((e for e in IMAGE_EXTS if e in members), None)
+            image = None if ext is None else decode_image(self._read(s, members[ext]))
+            ext = next((e for e in AUDIO_EXTS if e in members), None)
+            audio = None if ext is None else decode_audio(self._read(s, members[ext]),
+                                                          expected_rate=self.sample_rate)
             meta = self._json(s, members)
             label = self._label(s, members, meta) if self.use_labels else None
             caption = self._caption(s, members, meta) if self.use_captions else None
         except DataError as e:
             raise DataError(f"{self.paths[s]}: sample '{key}': {e}") from None
-        return {"key": key, "image": image, "label": label, "caption": caption, "seg": None}
+        return {"key": key, "image": image, "audio": audio, "label": label, "caption": caption, "seg": None}
 
     def _json(self, s: int, members) -> Optional[dict]:
         if "json" not in members:

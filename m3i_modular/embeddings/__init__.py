@@ -1,4 +1,4 @@
-from . import intern_image_stem, norm, patch, text  # noqa: F401  (registration)
+from . import intern_image_stem, norm, patch, speech, text  # noqa: F401  (registration)
 from .compose import ComposedEmbedding, build_embedding
 from .tokens import Tokens
 

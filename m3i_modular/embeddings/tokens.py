@@ -11,6 +11,8 @@ class Tokens:
     grid: Optional[Tuple[int, int]] = None       # patch grid (h, w) for image tokens
     pad_mask: Optional[torch.Tensor] = None      # (B, N) bool, True = padding (text)
     patch_size: Optional[int] = None
+    pos: Optional[torch.Tensor] = None           # (1 or B, N, D) the position part added to x, kept so a
+                                                 # masked token (mask_mode "replace") is mask token + position
 
     def with_x(self, x: torch.Tensor) -> "Tokens":
         return replace(self, x=x)

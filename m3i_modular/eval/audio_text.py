@@ -1,0 +1,142 @@
+"""Audio through the inference API: the recipe's audio view for evaluation, audio embeddings, zero-shot
+classification and audio<->text retrieval R@K.
+
+    model = m3i.load("runs/speech_text")
+    a = model.encode_audio([(waveform, 16000), ...], objective="audio_text")     # (B, D)
+    pred = zero_shot_classify(model, clips, ["a short low tone", ...], objective="audio_text")
+    scores = audio_text_retrieval(model, clips, captions, objective="audio_text")  # {"a2t_r1": ..., ...}
+
+Evaluation runs the recipe's own audio view with its random steps made deterministic: crops start at frame
+0, maskers and SpecAugment are left out.
+"""
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.audio import Audio
+from ..data.pipeline import apply_view, view_field
+from ..errors import ConfigError, DataError
+from ..registry import TRANSFORMS, build, config_path, nearest
+from ..selection import select
+
+TRAIN_ONLY = ("specaugment",)
+
+
+def audio_view_name(cfg: dict) -> str:
+    views = cfg.get("views") or {}
+    audio = [n for n, steps in views.items() if isinstance(steps, list) and steps and isinstance(steps[0], dict)
+             and getattr(TRANSFORMS.get(steps[0].get("type", "")), "reads", "image") == "audio"]
+    if not audio:
+        raise ConfigError("the recipe has no audio view (a view starting with an audio transform such as "
+                          "'fbank' or 'resample'): encode_audio needs an audio recipe")
+    return audio[0]
+
+
+def audio_eval_steps(cfg: dict, view: Optional[str] = None) -> list:
+    """The recipe's audio view for evaluation: no masker, no SpecAugment, crops from the start."""
+    name = view or audio_view_name(cfg)
+    steps = (cfg.get("views") or {}).get(name)
+    if steps is None:
+        raise ConfigError(f"no view '{name}' in the recipe{nearest(name, cfg.get('views') or {})}")
+    spec = []
+    for step in steps:
+        cls = TRANSFORMS.get(step["type"])
+        if getattr(cls, "masker", False) or step["type"] in TRAIN_ONLY:
+            continue
+        if step["type"] == "crop_frames":
+            step = {**step, "random": False}
+        spec.append(step)
+    with config_path(f"views.{name}", absolute=True):
+        built = [build(TRANSFORMS, s, key=i) for i, s in enumerate(spec)]
+    if view_field(built) != "audio":
+        raise ConfigError(f"view '{name}' is not an audio view")
+    return built
+
+
+def _to_audio(clip: Any) -> Audio:
+    if isinstance(clip, Audio):
+        return clip
+    if isinstance(clip, (tuple, list)) and len(clip) == 2:
+        wave, rate = clip
+        wave = torch.as_tensor(np.asarray(wave, dtype=np.float32) if not torch.is_tensor(wave) else wave).float()
+        if wave.ndim == 2:  # (channels, N) -> mono
+            wave = wave.mean(0)
+        if wave.ndim != 1 or wave.numel() == 0:
+            raise DataError(f"expected a non-empty mono waveform (N,) or (C, N), got shape {tuple(wave.shape)}")
+        return Audio(waveform=wave, sample_rate=int(rate))
+    raise DataError(f"cannot read audio from {type(clip).__name__}: pass Audio objects or (waveform, sample_rate)")
+
+
+def preprocess_audio(clips: Sequence[Any], steps: Sequence[Any]) -> torch.Tensor:
+    """Clips (Audio or (waveform, sample_rate)) -> features (B, T, n_mels) through the eval steps."""
+    if not len(clips):
+        raise DataError("no audio clips given")
+    g = torch.Generator().manual_seed(0)
+    feats = [apply_view(steps, _to_audio(c), g).tensor() for c in clips]
+    if len({tuple(f.shape) for f in feats}) > 1:
+        raise DataError("clips give different frame counts: the recipe's audio view needs a 'crop_frames' step")
+    return torch.stack(feats)
+
+
+@torch.no_grad()
+def encode_audio(pretrained: Any, clips: Sequence[Any], objective: Optional[str] = None,
+                 batch_size: int = 64) -> torch.Tensor:
+    """(B, D): the mean of the last layer's tokens, or with `objective` that objective's pooling decoder."""
+    model = pretrained.model
+    steps = audio_eval_steps(pretrained.cfg)
+    decoder = None
+    if objective is not None:
+        if objective not in model.objectives:
+            raise ConfigError(f"no objective '{objective}' in this model{nearest(objective, model.objectives)}")
+        decoder = model.objectives[objective].decoder
+        if getattr(decoder, "needs_query", False):
+            raise ConfigError(f"objective '{objective}' has a per-token predictor, not a projector")
+    out = []
+    for i in range(0, len(clips), batch_size):
+        x = preprocess_audio(clips[i:i + batch_size], steps).to(pretrained.device)
+        batch = {"views": {"input": x}}
+        enc = model.encode(batch, "input")
+        sel = select(enc, "all", batch)
+        out.append(decoder(sel, None) if decoder is not None else sel.z[:, sel.prefix:].mean(1))
+    return torch.cat(out)
+
+
+def recall_at_k(sim: torch.Tensor, relevant: torch.Tensor, k: int) -> float:
+    """Share of queries (rows of sim) with a relevant key among their k most similar."""
+    top = sim.topk(min(k, sim.shape[1]), dim=1).indices
+    return float(relevant.gather(1, top).any(1).float().mean())
+
+
+def _similarity(pretrained, clips, texts, objective, tower) -> torch.Tensor:
+    a = F.normalize(encode_audio(pretrained, clips, objective).float(), dim=-1)
+    t = F.normalize(pretrained.encode_text(list(texts), tower=tower).float(), dim=-1)
+    return a @ t.T
+
+
+def zero_shot_classify(pretrained: Any, clips: Sequence[Any], class_texts: Sequence[str], *,
+                       objective: Optional[str] = None, tower: Optional[str] = None) -> Tuple[torch.Tensor,
+                                                                                            torch.Tensor]:
+    """Each clip's class = the class text its embedding is most similar to. Returns (pred (B,), sim (B, C))."""
+    sim = _similarity(pretrained, clips, class_texts, objective, tower)
+    return sim.argmax(1), sim
+
+
+def audio_text_retrieval(pretrained: Any, clips: Sequence[Any], captions: Sequence[str], *,
+                         objective: Optional[str] = None, tower: Optional[str] = None,
+                         ks: Sequence[int] = (1, 5)) -> Dict[str, float]:
+    """R@K both ways over paired (clip, caption) lists. Identical captions are one candidate: audio->text
+    ranks the distinct captions, text->audio ranks the clips for each distinct caption, and any clip whose
+    caption is the same text counts as a hit."""
+    if len(clips) != len(captions):
+        raise DataError(f"{len(clips)} clips but {len(captions)} captions: retrieval needs pairs")
+    distinct: List[str] = sorted(set(captions))
+    which = torch.tensor([distinct.index(c) for c in captions])
+    sim = _similarity(pretrained, clips, distinct, objective, tower).cpu()
+    rel = which[:, None] == torch.arange(len(distinct))[None, :]          # (clips, distinct captions)
+    out = {}
+    for k in ks:
+        out[f"a2t_r{k}"] = recall_at_k(sim, rel, k)
+        out[f"t2a_r{k}"] = recall_at_k(sim.T, rel.T, k)
+    return out
