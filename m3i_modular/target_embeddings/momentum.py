@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..embeddings.tokens import encoder_output_tokens
 from ..interfaces import Selection, TargetOut
 from ..registry import TARGET_EMBEDDINGS, config_error, resolve_refs
 from .online import pool_tokens_all, resolve_part
@@ -102,6 +103,7 @@ class MomentumTower(nn.Module):
         z, hidden = enc(tokens, return_layers=True)
         if self.feature == "last_block":
             z = hidden[-1]
+        tokens = encoder_output_tokens(enc, tokens, z)  # a strided encoder changes the grid
         if self.norm == "layernorm":
             z = F.layer_norm(z.float(), z.shape[-1:], eps=self.eps)
         prefix = getattr(emb, "num_prefix", 0)
