@@ -1,1 +1,1 @@
-from . import pool, predictor, token_head  # noqa: F401  (registration)
+from . import pool, predictor, seq2seq, token_head  # noqa: F401  (registration)
