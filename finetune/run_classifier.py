@@ -93,7 +93,7 @@ def load_backbone(pretrained: Optional[str], config: Optional[str], seed: int):
 
 def run(*, train: str, dev: str, pretrained: Optional[str] = None, config: Optional[str] = None,
         epochs: int = 20, lr: float = 1e-3, batch_size: int = 16, seq_length: int = 32, seed: int = 0,
-        pool: str = "mean") -> dict:
+        pool: str = "mean", probe_epochs: int = 0, probe_lr: float = 1e-2) -> dict:
     torch.manual_seed(seed)
     model, tok = load_backbone(pretrained, config, seed)
     tr_labels, tr_texts = read_tsv(train)
@@ -105,15 +105,25 @@ def run(*, train: str, dev: str, pretrained: Optional[str] = None, config: Optio
         raise DataError(f"{dev}: labels {unknown[:5]} do not occur in {train}")
     clf = Classifier(model.embedding, model.encoder, len(names), int(tok.pad_id or 0), pool)
     x, y = encode(tr_texts, tok, seq_length), torch.tensor([index[n] for n in tr_labels])
-    opt = torch.optim.AdamW(clf.parameters(), lr=lr, weight_decay=0.01)
     g = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        clf.train()
-        for b in torch.randperm(len(x), generator=g).split(batch_size):
-            loss = nn.functional.cross_entropy(clf(x[b]), y[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+
+    def train(params, rate: float, n: int) -> None:
+        opt = torch.optim.AdamW(params, lr=rate, weight_decay=0.01)
+        for _ in range(n):
+            clf.train()
+            for b in torch.randperm(len(x), generator=g).split(batch_size):
+                loss = nn.functional.cross_entropy(clf(x[b]), y[b])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+    if probe_epochs:  # linear probe first, then fine-tune: the head starts aligned with the features
+        for p in list(clf.embedding.parameters()) + list(clf.encoder.parameters()):
+            p.requires_grad_(False)
+        train(list(clf.head.parameters()), probe_lr, probe_epochs)
+        for p in clf.parameters():
+            p.requires_grad_(True)
+    train(list(clf.parameters()), lr, epochs)
     clf.eval()
     xd, yd = encode(dv_texts, tok, seq_length), torch.tensor([index[n] for n in dv_labels])
     with torch.no_grad():
@@ -133,10 +143,13 @@ def main(argv=None) -> int:
     p.add_argument("--seq-length", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pool", default="mean", choices=["mean", "cls"], help="sentence vector for the head")
+    p.add_argument("--probe-epochs", type=int, default=0, help="train the head alone first (LP-FT)")
+    p.add_argument("--probe-lr", type=float, default=1e-2)
     a = p.parse_args(argv)
     try:
         result = run(train=a.train, dev=a.dev, pretrained=a.pretrained, config=a.config, epochs=a.epochs,
-                     lr=a.lr, batch_size=a.batch_size, seq_length=a.seq_length, seed=a.seed, pool=a.pool)
+                     lr=a.lr, batch_size=a.batch_size, seq_length=a.seq_length, seed=a.seed, pool=a.pool,
+                     probe_epochs=a.probe_epochs, probe_lr=a.probe_lr)
     except (ConfigError, DataError) as e:
         print(f"run_classifier.py: error: {e}", file=sys.stderr)
         return 2

@@ -38,7 +38,10 @@ class Objective(nn.Module):
         query = None
         if getattr(self.decoder, "needs_query", False):
             query = make_query(batch, sel, enc, self.target_view, tgt.grid)
-        pred = self.decoder(sel, query)
+        extra = {}
+        if getattr(self.decoder, "needs_target_input", False):  # seq2seq: teacher forcing reads the target
+            extra["target_input"] = batch[self.target_view].index_select(0, sel.rows)
+        pred = self.decoder(sel, query, **extra)
         loss_mask = None
         if self.loss_on != "all" and sel.visible is not None:
             loss_mask = ~sel.visible if self.loss_on == "masked" else sel.visible

@@ -93,7 +93,8 @@ def convert_config(cfg: dict, *, vocab_size: int = 0, mask_id: int = 103,
             _require(cfg, "tgt_embedding")
             dec = {"type": "seq2seq", "input_embedding": _text_embedding(cfg["tgt_embedding"], cfg, vocab_size),
                    "layers": cfg.get("decoder_layers_num", cfg["layers_num"]), "heads": cfg["heads_num"],
-                   "mlp_ratio": cfg["feedforward_size"] / cfg["hidden_size"]}
+                   "mlp_ratio": cfg["feedforward_size"] / cfg["hidden_size"],
+                   "norm": cfg.get("layernorm_positioning", "post"), "eps": 1e-6, "dropout": cfg.get("dropout", 0.0)}
         model["objectives"]["lm"] = {"input": "text", "target_view": "text",
                                      "target_embedding": dict(word, mode="next", bias=False),
                                      "decoder": dec, "target": {"type": "boltzmann"}}

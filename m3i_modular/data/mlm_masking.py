@@ -56,17 +56,20 @@ class MlmMask(nn.Module):
         """bool (B, L): the positions to predict."""
         maskable = ~torch.isin(ids, self.special)
         if not self.whole_word:
+            word = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)  # each token is a word
             pick = (torch.rand(ids.shape, device=ids.device) < self.ratio) & maskable
         else:
             cont = self.continues[ids.clamp(max=len(self.continues) - 1)] & maskable
             word = torch.cumsum((~cont).long(), dim=1)  # word number of each position
             draw = torch.rand(ids.shape[0], ids.shape[1] + 1, device=ids.device) < self.ratio
             pick = torch.gather(draw, 1, word) & maskable
-        # at least one prediction per sequence that has a maskable token keeps the loss defined
+        # at least one prediction per sequence that has a maskable token keeps the loss defined; the
+        # forced one is the first maskable word, all of its pieces
         none = ~pick.any(1) & maskable.any(1)
         if bool(none.any()):
-            first = maskable.float().argmax(1)
-            pick[none, first[none]] = True
+            first = maskable.float().argmax(1, keepdim=True)
+            forced = (word == torch.gather(word, 1, first)) & maskable
+            pick = pick | (forced & none[:, None])
         return pick
 
     def forward(self, batch: dict) -> dict:
