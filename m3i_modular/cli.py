@@ -25,6 +25,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--output-dir", help="run directory (beats train.output_dir)")
     p.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint, if any")
     p.add_argument("--init-from", metavar="CKPT", help="initialise matching modules from a checkpoint")
+    p.add_argument("--stop-at", type=int, metavar="STEP",
+                   help="stop after this step with a checkpoint (a time-limited job); --resume continues")
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved config, parameters per component and FLOPs per step, then exit")
     return p.parse_args(argv)
@@ -97,7 +99,7 @@ def _main(args: argparse.Namespace) -> int:
             print(f"init-from {args.init_from}: loaded {report['loaded']} tensors, skipped "
                   f"{len(report['skipped'])} {report['skipped'][:8]}, new {len(report['new'])} "
                   f"{report['new'][:8]}", file=sys.stderr)
-    last = trainer.train()
+    last = trainer.train(stop_at=args.stop_at)
     if env.is_main and last:
         print(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in last.items()}))
     return 0

@@ -110,6 +110,7 @@ class Trainer:
         self.extra_files = extra_files or {}
         self.monitors = monitors or []
         self.step = 0
+        self.saved_step = -1
         # unreadable samples the data pipeline replaced: logged, and past data.max_skip_share the run stops
         self.skips = SkipTally(getattr(dataset, "max_skip_share", 1.0))
         self.ckpt_root = os.path.join(output_dir, "checkpoints")
@@ -131,6 +132,7 @@ class Trainer:
 
     # -- state ------------------------------------------------------------------------------------------
     def save(self) -> None:
+        self.saved_step = self.step
         rngs = torch.stack(gather_bytes(rng_state()))
         skips = self.skips.state()
         if self.env.is_main:
@@ -148,7 +150,7 @@ class Trainer:
         self.raw.load_state_dict(ckpt.load_tensors(ckpt_dir, "model", self.env.device))
         self.opt.load_state_dict(ckpt.load_tensors(ckpt_dir, "optimizer", self.env.device))
         state = ckpt.load_tensors(ckpt_dir, "trainer")
-        self.step = int(state["step"])
+        self.step = self.saved_step = int(state["step"])
         self.scaler.load_state_dict(state["scaler"])
         if "skips" in state:
             self.skips.load_state(state["skips"])
@@ -178,7 +180,9 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.env.device.type, dtype=self.autocast_dtype)
 
-    def train(self) -> Dict[str, float]:
+    def train(self, stop_at: Optional[int] = None) -> Dict[str, float]:
+        """Train to train.total_steps, or stop after step `stop_at` (a preemptible job's time slice) with a
+        checkpoint there; the schedules still read total_steps, so a resumed run continues exactly."""
         tc, env = self.tc, self.env
         it = iter(self._loader())
         bar = None
@@ -188,7 +192,8 @@ class Trainer:
         last: Dict[str, float] = {}
         t_window, data_window, n_window = time.perf_counter(), 0.0, 0
         self.model.train()
-        while self.step < tc.total_steps:
+        end = tc.total_steps if stop_at is None else min(stop_at, tc.total_steps)
+        while self.step < end:
             lr_factor = self.schedule.apply(self.opt, self.step)
             sums: Dict[str, torch.Tensor] = {}
             for micro in range(tc.grad_accum):
@@ -233,10 +238,10 @@ class Trainer:
                     bar.set_postfix(loss=f"{rec['loss']:.4f}")
             if bar is not None:
                 bar.update(1)
-            if tc.save_every and (self.step % tc.save_every == 0 or self.step == tc.total_steps):
+            if tc.save_every and self.step % tc.save_every == 0:
                 self.save()
-        if not tc.save_every:
-            self.save()  # always leave a final checkpoint
+        if self.saved_step != self.step:
+            self.save()  # always leave a checkpoint at the last step run
         if bar is not None:
             bar.close()
         for lg in self.loggers:

@@ -18,10 +18,10 @@ def _run(cli, out, steps, *extra):
 def test_resume_is_bit_equal(tmp_path, cli):
     straight, split = tmp_path / "straight", tmp_path / "split"
     _run(cli, straight, 8)
-    _run(cli, split, 4)
-    # The second half reads train.total_steps=8 from the command line, like a user extending a run.
+    _run(cli, split, 8, "--stop-at", "3")  # interrupted mid-run, between two saves (save_every 4)
+    assert (split / "checkpoints" / "latest").read_text().strip() == "step_00000003"
     proc = _run(cli, split, 8, "--resume")
-    assert "resumed from" in proc.stderr and "step_00000004" in proc.stderr
+    assert "resumed from" in proc.stderr and "step_00000003" in proc.stderr
     a, b = read_metrics(straight), read_metrics(split)
     assert [r["step"] for r in a] == list(range(1, 9)) == [r["step"] for r in b]
     for ra, rb in zip(a, b):
