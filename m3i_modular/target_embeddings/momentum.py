@@ -23,28 +23,32 @@ from .online import pool_tokens_all, resolve_part
 class MomentumTower(nn.Module):
     """of: model parts to copy, in order: an embedding, an encoder, then optional heads applied to the pooled
     or per-token Selection (a projector decoder, e.g. "objectives.byol.decoder.head" -- any dotted path).
-    feature: "last_block" (the last block's output, before the encoder's final norm) or "output".
+    feature: "last_block" (the last block's output, before the encoder's final norm), "output", or "top_k"
+    (data2vec: the average of the last `top_k` blocks' outputs, each instance-normalised over its tokens).
     norm: "layernorm" (LayerNorm without affine parameters, SiameseIM / M3I) or "none".
     pool: "none" (per-token targets with their grid), "mean" or "cls" (one vector per image).
     dim: the output width; 0 = the encoder's (set it when a head changes the width)."""
 
     def __init__(self, *, of: List[str] = ("embedding", "encoder"), momentum: Tuple[float, float] = (0.99, 1.0),
                  feature: str = "last_block", norm: str = "layernorm", pool: str = "none", dim: int = 0,
-                 eps: float = 1e-6):
+                 eps: float = 1e-6, top_k: int = 0):
         super().__init__()
         of = list(of)
         if len(of) < 2:
             raise config_error(f"'of' lists an embedding and an encoder (then optional heads), got {of}", "of")
         if len(momentum) != 2 or not all(0.0 <= m <= 1.0 for m in momentum):
             raise config_error(f"momentum is a [start, end] pair in [0, 1], got {list(momentum)}", "momentum")
-        if feature not in ("last_block", "output"):
-            raise config_error(f"feature must be last_block or output, got '{feature}'", "feature")
+        if feature not in ("last_block", "output", "top_k"):
+            raise config_error(f"feature must be last_block, output or top_k, got '{feature}'", "feature")
+        if (feature == "top_k") != (top_k > 0):
+            raise config_error(f"top_k (> 0) goes with feature \"top_k\" and only with it; got feature "
+                               f"'{feature}', top_k {top_k}", "top_k")
         if norm not in ("layernorm", "none"):
             raise config_error(f"norm must be layernorm or none, got '{norm}'", "norm")
         if pool not in ("none", "mean", "cls"):
             raise config_error(f"pool must be none, mean or cls, got '{pool}'", "pool")
         self.of, self.momentum = of, (float(momentum[0]), float(momentum[1]))
-        self.feature, self.norm, self.pool, self.eps = feature, norm, pool, eps
+        self.feature, self.norm, self.pool, self.eps, self.top_k = feature, norm, pool, eps, top_k
         self.current_momentum = self.momentum[0]
         if not dim:  # the encoder is built before "shared": ask it for its width
             enc = resolve_refs("@" + of[1])
@@ -57,6 +61,10 @@ class MomentumTower(nn.Module):
     # -- lifecycle --------------------------------------------------------------------------------------
     def bind(self, model: nn.Module) -> None:
         online = [resolve_part(model, name) for name in self.of]
+        blocks = getattr(online[1], "blocks", None)
+        if self.top_k and blocks is not None and self.top_k > len(blocks):  # fail at build, not mid-run
+            raise config_error(f"momentum top_k is {self.top_k} but '{self.of[1]}' has {len(blocks)} blocks: "
+                               f"set top_k <= {len(blocks)}", "top_k")
         self.__dict__["_online"] = online          # references only: not saved twice, not EMA'd into
         self.copies = nn.ModuleList(copy.deepcopy(m) for m in online)
         for p in self.copies.parameters():
@@ -103,6 +111,8 @@ class MomentumTower(nn.Module):
         z, hidden = enc(tokens, return_layers=True)
         if self.feature == "last_block":
             z = hidden[-1]
+        elif self.feature == "top_k":
+            z = top_k_average(hidden, self.top_k)
         tokens = encoder_output_tokens(enc, tokens, z)  # a strided encoder changes the grid
         if self.norm == "layernorm":
             z = F.layer_norm(z.float(), z.shape[-1:], eps=self.eps)
@@ -120,3 +130,18 @@ class MomentumTower(nn.Module):
             out = h(Selection(z=out.unsqueeze(1), rows=rows))
         return TargetOut(valid=valid, value=out, candidates=out, index=rows, candidates_per_row=True,
                          candidate_valid=valid)
+
+
+def instance_norm_tokens(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """(B, N, D): each sample's channels to zero mean and unit (biased) variance over its N tokens, as
+    data2vec's F.instance_norm on (B, D, N); no affine parameters."""
+    x = x.float()
+    mean = x.mean(dim=1, keepdim=True)
+    var = x.var(dim=1, keepdim=True, unbiased=False)
+    return (x - mean) / (var + eps).sqrt()
+
+
+def top_k_average(hidden: List[torch.Tensor], k: int, eps: float = 1e-5) -> torch.Tensor:
+    """data2vec's target: the mean of the last k blocks' outputs, each instance-normalised first so that no
+    block's scale dominates the average."""
+    return sum(instance_norm_tokens(h, eps) for h in hidden[-k:]) / k
