@@ -2,6 +2,7 @@
 paper's formula computed by hand from the model's own parts."""
 import math
 import os
+import sys
 
 import pytest
 import torch
@@ -12,7 +13,9 @@ from m3i_modular.interfaces import Selection
 from m3i_modular.model import build_model
 from m3i_modular.run import build_optim, build_run
 
-from .contrastive_helpers import RECIPES, ROOT, tiny_config, tiny_overrides, two_view_batch
+sys.path.insert(0, os.path.dirname(__file__))
+from contrastive_helpers import (RECIPES, ROOT, tiny_config, tiny_overrides,  # noqa: E402
+                                 two_view_batch)
 
 
 @pytest.mark.slow
