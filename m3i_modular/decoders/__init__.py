@@ -1,1 +1,2 @@
-from . import attention_pool, bert_heads, pool, predictor, seq2seq, token_head  # noqa: F401  (registration)
+from . import (attention_pool, bert_heads, pool, predictor, projector_predictor, seq2seq,  # noqa: F401  (registration)
+               token_head)
