@@ -16,7 +16,7 @@ import torch
 
 from ..registry import DATASETS, config_error
 from .audio import Audio
-from .synthetic_shapes import SPLITS
+from .synthetic_base import SPLITS, SyntheticSource
 
 KINDS = ("tone", "rising chirp", "falling chirp", "noise burst")
 PITCHES = (("low", 150.0, 300.0), ("mid", 500.0, 1000.0), ("high", 1600.0, 3200.0))  # centre frequency, Hz
@@ -51,38 +51,22 @@ def _event(rng: np.random.Generator, kind: int, f0: float, n: int, rate: int) ->
 
 
 @DATASETS.register("synthetic_audio")
-class SyntheticAudio:
+class SyntheticAudio(SyntheticSource):
     """Map-style source of raw samples {"key", "audio", "label", "caption", "image": None, "seg": None}."""
 
     classes = CLASSES
 
     def __init__(self, *, num_samples: int = 4096, sample_rate: int = 16000, duration: float = 1.0,
                  split: str = "train", seed: int = 0, label_fraction: float = 1.0, caption_fraction: float = 1.0):
-        if num_samples < 1:
-            raise config_error(f"num_samples must be >= 1, got {num_samples}", "num_samples")
+        self._init_common(num_samples=num_samples, split=split, seed=seed, label_fraction=label_fraction,
+                          caption_fraction=caption_fraction)
         if sample_rate < 8000:
             raise config_error(f"sample_rate must be >= 8000 Hz (the high band reaches 4.5 kHz), got "
                                f"{sample_rate}", "sample_rate")
         if not LENGTHS[-1][2] + 0.05 <= duration <= 30.0:
             raise config_error(f"duration must be in [{LENGTHS[-1][2] + 0.05}, 30] seconds, got {duration}",
                                "duration")
-        if split not in SPLITS:
-            raise config_error(f"unknown split '{split}' (valid: {', '.join(SPLITS)})", "split")
-        if seed < 0:
-            raise config_error(f"seed must be >= 0, got {seed}", "seed")
-        for name, frac in (("label_fraction", label_fraction), ("caption_fraction", caption_fraction)):
-            if not 0.0 <= frac <= 1.0:
-                raise config_error(f"{name} must be in [0, 1], got {frac}", name)
-        self.num_samples, self.sample_rate, self.duration = num_samples, sample_rate, duration
-        self.split, self.seed = split, seed
-        self.label_fraction, self.caption_fraction = label_fraction, caption_fraction
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def __len__(self) -> int:
-        return self.num_samples
+        self.sample_rate, self.duration = sample_rate, duration
 
     def attributes(self, index: int) -> Dict[str, int]:
         """The (kind, pitch, length) indices of clip `index`, without rendering it."""

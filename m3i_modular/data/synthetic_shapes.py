@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from ..registry import DATASETS, config_error
+from .synthetic_base import SPLITS, SyntheticSource
 
-SPLITS = {"train": 0, "val": 1, "test": 2}
 
 COLOURS = {
     "red": (235, 60, 60), "green": (70, 215, 90), "blue": (90, 130, 250), "yellow": (240, 225, 70),
@@ -94,39 +94,24 @@ def _where(cx: float, cy: float) -> str:
 
 
 @DATASETS.register("synthetic_shapes")
-class SyntheticShapes:
+class SyntheticShapes(SyntheticSource):
     """Map-style source of raw samples {"key", "image", "label", "caption", "seg"}."""
 
     classes = CLASSES
 
     def __init__(self, *, num_samples: int = 4096, image_size: int = 32, split: str = "train", seed: int = 0,
                  label_fraction: float = 1.0, caption_fraction: float = 1.0):
-        if num_samples < 1:
-            raise config_error(f"num_samples must be >= 1, got {num_samples}", "num_samples")
+        self._init_common(num_samples=num_samples, split=split, seed=seed, label_fraction=label_fraction,
+                          caption_fraction=caption_fraction)
         if image_size < 8:
             raise config_error(f"image_size must be >= 8 pixels, got {image_size}", "image_size")
-        if split not in SPLITS:
-            raise config_error(f"unknown split '{split}' (valid: {', '.join(SPLITS)})", "split")
-        if seed < 0:
-            raise config_error(f"seed must be >= 0, got {seed}", "seed")
-        for name, frac in (("label_fraction", label_fraction), ("caption_fraction", caption_fraction)):
-            if not 0.0 <= frac <= 1.0:
-                raise config_error(f"{name} must be in [0, 1], got {frac}", name)
-        self.num_samples, self.image_size, self.split, self.seed = num_samples, image_size, split, seed
-        self.label_fraction, self.caption_fraction = label_fraction, caption_fraction
+        self.image_size = image_size
         # pixel centres of a 2x supersampled grid, for anti-aliased coverage
         s = 2 * image_size
         c = (np.arange(s) + 0.5) / s
         self._gx, self._gy = np.meshgrid(c, c)
         p = (np.arange(image_size) + 0.5) / image_size
         self._px, self._py = np.meshgrid(p, p)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def __len__(self) -> int:
-        return self.num_samples
 
     def __getitem__(self, index: int) -> Dict[str, object]:
         if not -self.num_samples <= index < self.num_samples:
