@@ -9,6 +9,12 @@ from m3i_modular.run import build_run, parameter_table
 EXPECTED = {
     "models/supervised_vit_base.json": {"total": 86.6e6},
     "models/mae_vit_base.json": {"encoder": 85.1e6, "objectives.mae": 26.3e6},
+    # SimMIM / data2vec add a 768 -> 768 linear head (0.59M); data2vec's and SiameseIM's EMA copies equal the
+    # online tower (85.65M: 85.06M blocks + 0.59M patch projection); SiameseIM's 8 x 512 predictor is 26.5M.
+    "models/simmim_vit_base.json": {"encoder": 85.06e6, "embedding": 0.591e6, "objectives.simmim": 0.591e6},
+    "models/data2vec_vit_base.json": {"encoder": 85.06e6, "shared.ema": 85.65e6, "objectives.data2vec": 0.591e6},
+    "models/siameseim_vit_base.json": {"encoder": 85.06e6, "shared.ema": 85.65e6,
+                                       "objectives.siameseim": 26.5e6},
 }
 
 
