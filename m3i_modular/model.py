@@ -3,6 +3,7 @@ binding one target embedding, one decoder and one target (DESIGN §2)."""
 from typing import Any, Dict, List, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from . import batch_transforms as _batch_transforms  # noqa: F401  (registration)
@@ -104,7 +105,14 @@ class PretrainModel(nn.Module):
         if keep is not None and prefix:
             pre = torch.arange(prefix, device=keep.device).expand(keep.shape[0], -1)
             enc_keep = torch.cat([pre, keep + prefix], dim=1)
-        z = self.encoder(tokens, keep=enc_keep)
+        attn_mask = batch.get("mix", {}).get(name, {}).get("attn_mask")
+        if attn_mask is not None:
+            if keep is not None:
+                raise ConfigError(f"input '{name}' is mixed with attention 'within' and also masked by "
+                                  f"dropping tokens: use one of them (or attention 'across')")
+            if prefix:  # prefix tokens (CLS) attend to, and are seen by, both images
+                attn_mask = F.pad(attn_mask, (prefix, 0, prefix, 0), value=True)
+        z = self.encoder(tokens, keep=enc_keep, attn_mask=attn_mask)
         tokens = encoder_output_tokens(self.encoder, tokens, z)
         # which output tokens entered as the mask token: only known when the encoder keeps the token layout
         replaced = mask if (mask is not None and keep is None and z.shape[1] - prefix == mask.shape[1]) else None

@@ -3,6 +3,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 
 from .embeddings.tokens import Tokens
 from .errors import ConfigError
@@ -56,10 +57,19 @@ def select(enc: Encoded, how: str, batch: dict) -> Selection:
                           f"mixing batch transform: use select 'all' or mix the views first")
     if how == "both":
         a, bb = select(enc, "a", batch), select(enc, "b", batch)
-        cat = lambda x, y: torch.cat([x, y], 0)  # noqa: E731
-        return Selection(z=cat(a.z, bb.z), rows=cat(a.rows, bb.rows), pos=cat(a.pos, bb.pos),
-                         token_index=cat(a.token_index, bb.token_index), visible=cat(a.visible, bb.visible),
-                         grid=grid, geometry=cat(a.geometry, bb.geometry), prefix=0)
+        ka, kb = a.z.shape[1], bb.z.shape[1]
+        k = max(ka, kb)  # ratio != 0.5: the roles hold different token counts, the shorter is padded
+
+        def cat(x, y):
+            x, y = (F.pad(t, (0, 0) * (t.dim() - 2) + (0, k - t.shape[1])) for t in (x, y))
+            return torch.cat([x, y], 0)
+        pad = None
+        if ka != kb:
+            pad = torch.arange(k, device=dev) >= torch.tensor([ka] * b + [kb] * b, device=dev).unsqueeze(1)
+        return Selection(z=cat(a.z, bb.z), rows=torch.cat([a.rows, bb.rows]), pos=cat(a.pos, bb.pos),
+                         token_index=cat(a.token_index[..., None], bb.token_index[..., None])[..., 0],
+                         visible=torch.cat([a.visible, bb.visible]), grid=grid,
+                         geometry=torch.cat([a.geometry, bb.geometry]), pad_mask=pad, prefix=0)
     if how not in ("a", "b"):
         raise ConfigError(f"unknown select '{how}' (valid: all, a, b, both)")
     owner = mix["owner"]                                   # (B, L): 0 = image A, 1 = image B

@@ -39,10 +39,13 @@ def block_owner_map(batch: int, grid: Tuple[int, int], block: int, n_b: int, *,
 @BATCH_TRANSFORMS.register("mix_views")
 class MixViews(nn.Module):
     """ratio: share of the L token positions given to image B (A keeps L - round(ratio * L)).
-    block: side of the mixing blocks, in tokens. patch_size: the token stride in pixels (the embedding's)."""
+    block: side of the mixing blocks, in tokens. patch_size: the token stride in pixels (the embedding's).
+    attention: "across" (DESIGN §6 default: every token attends to both images) or "within" (a token attends
+    only to its own image's tokens, as MixMIM does; the encoder then cannot blend the two images, which lets
+    small models learn the global objectives from a mixed input)."""
 
     def __init__(self, *, patch_size: int, ratio: float = 0.5, block: int = 1, source: str = "view1",
-                 output: str = "mixed", pairing: str = "roll"):
+                 output: str = "mixed", pairing: str = "roll", attention: str = "across"):
         super().__init__()
         if not 0.0 < ratio < 1.0:
             raise config_error(f"ratio must be in (0, 1) (both images need tokens), got {ratio}", "ratio")
@@ -52,7 +55,9 @@ class MixViews(nn.Module):
             raise config_error(f"patch_size must be >= 1 pixel, got {patch_size}", "patch_size")
         if pairing != "roll":
             raise config_error(f"unknown pairing '{pairing}' (valid: roll)", "pairing")
-        self.patch_size, self.ratio, self.block = patch_size, ratio, block
+        if attention not in ("across", "within"):
+            raise config_error(f"unknown attention '{attention}' (valid: across, within)", "attention")
+        self.patch_size, self.ratio, self.block, self.attention = patch_size, ratio, block, attention
         self.source, self.output, self.shift = source, output, 1
 
     def forward(self, batch: dict) -> dict:
@@ -79,6 +84,8 @@ class MixViews(nn.Module):
         mixed = torch.where(pix, partner, img)
         out = dict(batch)
         out["views"] = dict(views, **{self.output: mixed})
-        out["mix"] = dict(batch.get("mix", {}), **{self.output: {"owner": owner, "shift": self.shift,
-                                                                   "source": self.source}})
+        info = {"owner": owner, "shift": self.shift, "source": self.source}
+        if self.attention == "within":
+            info["attn_mask"] = (owner[:, :, None] == owner[:, None, :]).unsqueeze(1)   # (B, 1, L, L)
+        out["mix"] = dict(batch.get("mix", {}), **{self.output: info})
         return out

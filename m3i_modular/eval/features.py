@@ -19,7 +19,8 @@ def mean_pooled(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def build_split_source(cfg: dict, split: str, *, num_samples: Optional[int] = None, source: int = 0) -> Any:
-    """The recipe's data source `source` with `split` (and num_samples where the source takes it)."""
+    """The recipe's data source `source` with `split` (and num_samples where the source takes it), with every
+    label kept."""
     sources = (cfg.get("data") or {}).get("sources") or []
     path = f"data.sources[{source}]"
     if not 0 <= source < len(sources) or not isinstance(sources[source], dict):
@@ -34,6 +35,11 @@ def build_split_source(cfg: dict, split: str, *, num_samples: Optional[int] = No
         scfg["split"] = split
         if num_samples is not None and "num_samples" in params:
             scfg["num_samples"] = max(int(num_samples), 1)
+        # labels withheld from pre-training are still the probe's labels: every recipe is probed on the same
+        # samples whatever its label/caption fraction
+        for frac in ("label_fraction", "caption_fraction"):
+            if frac in params:
+                scfg[frac] = 1.0
         return build(DATASETS, scfg)
 
 

@@ -78,3 +78,40 @@ def test_maps_come_from_the_global_torch_rng():
     b = MixViews(patch_size=4, block=2)(_batch())["mix"]["mixed"]["owner"]
     c = MixViews(patch_size=4, block=2)(_batch())["mix"]["mixed"]["owner"]
     assert torch.equal(a, b) and not torch.equal(b, c)
+
+
+def test_select_both_pads_the_smaller_role_and_pools_only_real_tokens():
+    # ratio 0.25: A keeps 12 of 16 tokens, B holds 4; 'both' stacks A rows then B rows, padding B's
+    from m3i_modular.decoders.pool import pool_tokens
+    torch.manual_seed(4)
+    b = 4
+    batch = MixViews(patch_size=4, ratio=0.25, block=1)(_batch(b))
+    owner = batch["mix"]["mixed"]["owner"]
+    z = (owner.float() + 1).unsqueeze(-1)                            # A tokens 1.0, B tokens 2.0
+    enc = Encoded(name="mixed", z=z, tokens=Tokens(x=z, grid=(4, 4)))
+    both = select(enc, "both", batch)
+    assert both.z.shape == (2 * b, 12, 1)
+    assert both.pad_mask is not None and torch.equal(both.pad_mask.sum(1), torch.tensor([0] * b + [8] * b))
+    assert torch.equal(pool_tokens(both, "mean")[:, 0], torch.tensor([1.0] * b + [2.0] * b))
+    assert torch.equal(both.rows, torch.cat([torch.arange(b), (torch.arange(b) - 1) % b]))
+
+
+def test_attention_within_keeps_the_two_images_apart():
+    from m3i_modular.encoders.transformer import TransformerEncoder
+    torch.manual_seed(5)
+    b, p = 4, 4
+    out = MixViews(patch_size=p, ratio=0.5, block=2, attention="within")(_batch(b))
+    mask, owner = out["mix"]["mixed"]["attn_mask"], out["mix"]["mixed"]["owner"]
+    assert mask.shape == (b, 1, 16, 16)
+    assert torch.equal(mask[:, 0], owner[:, :, None] == owner[:, None, :])
+    # an encoder under the mask: changing image B's tokens leaves image A's outputs unchanged
+    enc = TransformerEncoder(layers=2, heads=2, dim=8).eval()
+    x = torch.randn(b, 16, 8)
+    x2 = torch.where(owner.bool().unsqueeze(-1), torch.randn(b, 16, 8), x)
+    za, zb = (enc(Tokens(x=t, grid=(4, 4)), attn_mask=mask) for t in (x, x2))
+    a_tok = (owner == 0).unsqueeze(-1).expand_as(za)
+    assert torch.allclose(za[a_tok], zb[a_tok], atol=1e-6)
+    across = enc(Tokens(x=x2, grid=(4, 4)))
+    assert not torch.allclose(zb[a_tok], across[a_tok], atol=1e-3)   # without the mask B leaks into A
+    with pytest.raises(ConfigError, match="attention"):
+        MixViews(patch_size=4, attention="sideways")

@@ -49,3 +49,13 @@ def test_cli_mistakes_are_one_line_exit_2(tmp_path, capsys):
         assert not out.exists()
     assert run_knn.main(["--random-init", "--config", RECIPE, "--k", "0"]) == 2
     assert "--k must be >= 1" in capsys.readouterr().err
+
+
+def test_labels_withheld_from_pretraining_are_still_probed(tmp_path):
+    # label_fraction is a pre-training knob: the probe evaluates on every labelled sample of the split, so
+    # recipes with different fractions are compared on the same samples
+    out = tmp_path / "knn.json"
+    assert run_knn.main(["--random-init", "--config", RECIPE, "--output", str(out), "--k", "5",
+                         "--set", "data.sources.0.label_fraction=0.3"] + SPLITS) == 0
+    knn = json.loads(out.read_text())
+    assert knn["n_train"] == 300 and knn["n_test"] == 200
