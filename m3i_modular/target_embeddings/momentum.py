@@ -1,7 +1,8 @@
 """`momentum`: an EMA copy of named model parts (BYOL, MoCo, data2vec, SiameseIM, M3I's image targets).
 
 The copy is made in bind(model), after assembly, so it starts equal to the online weights; it has no
-gradient and always runs in eval mode (no dropout / drop-path in the teacher). The momentum follows a cosine
+gradient and runs in eval mode (no dropout / drop-path in the teacher); with batch_norm "batch" its BatchNorm
+layers normalise with the current batch's statistics while training, as BYOL's and MoCo v3's target networks do. The momentum follows a cosine
 from `momentum[0]` to `momentum[1]` over train.total_steps, updated in after_optimizer_step; after
 --init-from the copy restarts from the (loaded) online weights.
 """
@@ -27,11 +28,13 @@ class MomentumTower(nn.Module):
     (data2vec: the average of the last `top_k` blocks' outputs, each instance-normalised over its tokens).
     norm: "layernorm" (LayerNorm without affine parameters, SiameseIM / M3I) or "none".
     pool: "none" (per-token targets with their grid), "mean" or "cls" (one vector per image).
-    dim: the output width; 0 = the encoder's (set it when a head changes the width)."""
+    dim: the output width; 0 = the encoder's (set it when a head changes the width).
+    batch_norm: "running" (the teacher's BatchNorm layers use their running statistics, copied from the online
+    model) or "batch" (while training they use the batch's statistics: BYOL / MoCo v3 projector heads)."""
 
     def __init__(self, *, of: List[str] = ("embedding", "encoder"), momentum: Tuple[float, float] = (0.99, 1.0),
                  feature: str = "last_block", norm: str = "layernorm", pool: str = "none", dim: int = 0,
-                 eps: float = 1e-6, top_k: int = 0):
+                 eps: float = 1e-6, top_k: int = 0, batch_norm: str = "running"):
         super().__init__()
         of = list(of)
         if len(of) < 2:
@@ -45,6 +48,9 @@ class MomentumTower(nn.Module):
                                f"'{feature}', top_k {top_k}", "top_k")
         if norm not in ("layernorm", "none"):
             raise config_error(f"norm must be layernorm or none, got '{norm}'", "norm")
+        if batch_norm not in ("running", "batch"):
+            raise config_error(f"batch_norm must be running or batch, got '{batch_norm}'", "batch_norm")
+        self.batch_norm = batch_norm
         if pool not in ("none", "mean", "cls"):
             raise config_error(f"pool must be none, mean or cls, got '{pool}'", "pool")
         self.of, self.momentum = of, (float(momentum[0]), float(momentum[1]))
@@ -73,7 +79,11 @@ class MomentumTower(nn.Module):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.copies.eval()                         # the teacher always runs in eval mode
+        self.copies.eval()                         # no dropout / drop-path in the teacher
+        if mode and self.batch_norm == "batch":
+            for m in self.copies.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.train()                      # batch statistics; the buffers are re-copied each step
         return self
 
     def momentum_at(self, step: int, total_steps: int) -> float:

@@ -65,3 +65,34 @@ def test_state_dict_holds_the_ema_once():
     keys = list(m.state_dict())
     assert any(k.startswith("shared.ema.copies.1.blocks.0") for k in keys)
     assert not any(k.startswith("objectives.inter.target_embedding") for k in keys)
+
+
+def test_batch_norm_batch_uses_batch_statistics_only_while_training():
+    # a BYOL-style tower with a BN projector: "batch" normalises the teacher's head with the batch's
+    # statistics while training (as BYOL's target network), "running" with the running statistics
+    model = {"embedding": {"type": "patch", "image_size": 16, "patch_size": 4, "dim": 32},
+             "encoder": {"type": "transformer", "layers": 1, "heads": 2, "dim": 32},
+             "objectives": {"byol": {"input": "view1", "target_view": "view2", "target_embedding": "@ema",
+                                     "decoder": {"type": "projector_predictor", "pool": "mean",
+                                                 "projector_hidden": 16, "projector_layers": 2,
+                                                 "predictor_hidden": 16, "predictor_layers": 2},
+                                     "target": {"type": "gaussian", "loss": "cosine"}}}}
+    outs = {}
+    for mode in ("running", "batch"):
+        shared = {"ema": {"type": "momentum", "of": ["embedding", "encoder", "objectives.byol.decoder.projector"],
+                          "feature": "output", "norm": "none", "pool": "mean", "dim": 32, "batch_norm": mode}}
+        m = build_model(model, shared, seed=0)
+        ema = m.shared["ema"]
+        bns = [x for x in ema.copies.modules() if isinstance(x, torch.nn.BatchNorm1d)]
+        m.eval()
+        assert bns and not any(x.training for x in bns)
+        outs[mode + "_eval"] = ema(_batch(8), view="view2").value
+        m.train()
+        assert all(x.training == (mode == "batch") for x in bns)
+        assert not ema.copies[1].training                     # the tower itself stays in eval mode
+        outs[mode] = ema(_batch(8), view="view2").value
+    # batch statistics: the teacher's BN output is zero-mean over the batch before the last Linear, so its
+    # outputs differ from the running-statistics ones (running mean 0, var 1 at init)
+    assert not torch.allclose(outs["batch"], outs["running"], atol=1e-4)
+    assert torch.allclose(outs["batch_eval"], outs["running_eval"])
+    assert torch.allclose(outs["running"], outs["running_eval"])
