@@ -12,9 +12,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from m3i_modular.errors import entry_point  # noqa: E402
 from m3i_modular.ops.loader import OpBuildError, build, known_ops  # noqa: E402
 
 
+@entry_point(errors=(OpBuildError,))
 def main(argv=None) -> int:
     ops = known_ops()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -23,11 +25,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     for name in args.op or sorted(ops):
         start = time.perf_counter()
-        try:
-            lib = build(ops[name], verbose=args.verbose)
-        except OpBuildError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        lib = build(ops[name], verbose=args.verbose)
         print(f"{name}: {lib} ({time.perf_counter() - start:.1f} s)")
     return 0
 

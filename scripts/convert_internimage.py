@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from m3i_modular.errors import ConfigError, DataError  # noqa: E402
+from m3i_modular.errors import ConfigError, DataError, entry_point  # noqa: E402
 
 # (upstream pattern, our name); \1, \2 are stage / block indices. Order does not matter: patterns are exclusive.
 _RULES: List[Tuple[str, str]] = [
@@ -114,6 +114,7 @@ def _model_shapes(cfg: dict) -> Dict[str, torch.Size]:
     return {k: v.shape for k, v in model.state_dict().items()}
 
 
+@entry_point()
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--input", required=True, help="upstream .pth (or .safetensors)")
@@ -123,27 +124,23 @@ def main(argv=None) -> int:
     p.add_argument("--backbone-only", action="store_true", help="drop the classifier (and conv_head if unused)")
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
     args = p.parse_args(argv)
-    try:
-        from m3i_modular.config import load_config
-        from m3i_modular.data.atomic import atomic_dir
-        cfg = load_config(args.config)
-        expected = _model_shapes(cfg)
-        upstream = read_checkpoint(args.input)
-        drop: Tuple[str, ...] = ("head.",) if args.backbone_only else ()
-        if args.backbone_only and not any(k.startswith("encoder.head.") for k in expected):
-            drop += ("conv_head.",)
-        converted = convert_state_dict(upstream, objective=None if args.backbone_only else args.objective,
-                                       drop=drop)
-        check_against(converted, expected)
-        if os.path.exists(args.output) and not args.force:
-            raise ConfigError(f"'{args.output}' exists: choose another --output or pass --force")
-        with atomic_dir(args.output, overwrite=args.force) as tmp:
-            torch.save({k: v.contiguous() for k, v in converted.items()}, os.path.join(tmp, "model.pt"))
-            with open(os.path.join(tmp, "config.json"), "w") as f:
-                json.dump({k: v for k, v in cfg.items() if not k.startswith("_")}, f, indent=2)
-    except (ConfigError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    from m3i_modular.config import load_config
+    from m3i_modular.data.atomic import atomic_dir
+    cfg = load_config(args.config)
+    expected = _model_shapes(cfg)
+    upstream = read_checkpoint(args.input)
+    drop: Tuple[str, ...] = ("head.",) if args.backbone_only else ()
+    if args.backbone_only and not any(k.startswith("encoder.head.") for k in expected):
+        drop += ("conv_head.",)
+    converted = convert_state_dict(upstream, objective=None if args.backbone_only else args.objective,
+                                   drop=drop)
+    check_against(converted, expected)
+    if os.path.exists(args.output) and not args.force:
+        raise ConfigError(f"'{args.output}' exists: choose another --output or pass --force")
+    with atomic_dir(args.output, overwrite=args.force) as tmp:
+        torch.save({k: v.contiguous() for k, v in converted.items()}, os.path.join(tmp, "model.pt"))
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            json.dump({k: v for k, v in cfg.items() if not k.startswith("_")}, f, indent=2)
     print(f"wrote {len(converted)} tensors to {args.output} (load with pretrain.py --init-from {args.output})")
     return 0
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from m3i_modular.errors import ConfigError, DataError  # noqa: E402
+from m3i_modular.errors import ConfigError, entry_point  # noqa: E402
 
 
 def export(checkpoint: str, output: str) -> dict:
@@ -34,16 +34,13 @@ def export(checkpoint: str, output: str) -> dict:
     return kwargs
 
 
+@entry_point()
 def main(argv=None) -> int:
     p = argparse.ArgumentParser("export.py", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", required=True, help="a run directory or a step_* checkpoint directory")
     p.add_argument("--output", required=True, help="the .safetensors file to write")
     args = p.parse_args(argv)
-    try:
-        kwargs = export(args.checkpoint, args.output)
-    except (ConfigError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    kwargs = export(args.checkpoint, args.output)
     print(f"wrote {os.path.abspath(args.output)}: timm VisionTransformer({json.dumps(kwargs)})")
     return 0
 
