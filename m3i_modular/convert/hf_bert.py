@@ -38,43 +38,39 @@ def read_hf_weights(hf_dir: str) -> Dict[str, torch.Tensor]:
     return out
 
 
-def hf_to_state(sd: Dict[str, torch.Tensor], layers: int) -> Dict[str, torch.Tensor]:
-    out = {}
-    for hf, ours in list(EMB.items()) + list(HEAD.items()):
-        for p in ("weight", "bias"):
-            if f"{hf}.{p}" in sd:
-                out[f"{ours}.{p}"] = sd[f"{hf}.{p}"]
-    if "cls.predictions.bias" in sd:
-        out["objectives.mlm.target_embedding.bias"] = sd["cls.predictions.bias"]
+def _pairs(layers: int):
+    """(HF name as read_hf_weights returns it, our name, required) of every tensor that maps one to one; the
+    fused qkv is split / joined by the callers. One table drives both directions."""
+    out = [(f"{hf}.{p}", f"{ours}.{p}", False) for hf, ours in list(EMB.items()) + list(HEAD.items())
+           for p in ("weight", "bias")]
+    out.append(("cls.predictions.bias", "objectives.mlm.target_embedding.bias", False))
     for i in range(layers):
-        src, dst = f"encoder.layer.{i}.", f"encoder.blocks.{i}."
+        out += [(f"encoder.layer.{i}.{hf}.{p}", f"encoder.blocks.{i}.{ours}.{p}", True)
+                for hf, ours in LAYER.items() for p in ("weight", "bias")]
+    return out
+
+
+def _hf_name(name: str) -> str:
+    """HF's BertForPreTraining keeps the MLM head at the top level and everything else under 'bert.'."""
+    return name if name.startswith("cls.") else f"bert.{name}"
+
+
+def hf_to_state(sd: Dict[str, torch.Tensor], layers: int) -> Dict[str, torch.Tensor]:
+    out = {ours: sd[hf] for hf, ours, required in _pairs(layers) if required or hf in sd}
+    for i in range(layers):
+        src, dst = f"encoder.layer.{i}.attention.self.", f"encoder.blocks.{i}.attn.qkv."
         for p in ("weight", "bias"):
-            out[dst + f"attn.qkv.{p}"] = torch.cat([sd[src + f"attention.self.{n}.{p}"]
-                                                    for n in ("query", "key", "value")])
-            for hf, ours in LAYER.items():
-                out[dst + f"{ours}.{p}"] = sd[src + f"{hf}.{p}"]
+            out[dst + p] = torch.cat([sd[src + f"{n}.{p}"] for n in ("query", "key", "value")])
     return out
 
 
 def state_to_hf(sd: Dict[str, torch.Tensor], layers: int) -> Dict[str, torch.Tensor]:
-    out = {}
-    for hf, ours in EMB.items():
-        for p in ("weight", "bias"):
-            if f"{ours}.{p}" in sd:
-                out[f"bert.{hf}.{p}"] = sd[f"{ours}.{p}"]
-    for hf, ours in HEAD.items():
-        for p in ("weight", "bias"):
-            if f"{ours}.{p}" in sd:
-                out[f"{hf}.{p}"] = sd[f"{ours}.{p}"]
-    if "objectives.mlm.target_embedding.bias" in sd:
-        out["cls.predictions.bias"] = sd["objectives.mlm.target_embedding.bias"]
+    out = {_hf_name(hf): sd[ours] for hf, ours, required in _pairs(layers) if required or ours in sd}
     for i in range(layers):
-        src, dst = f"encoder.blocks.{i}.", f"bert.encoder.layer.{i}."
+        src, dst = f"encoder.blocks.{i}.attn.qkv.", f"bert.encoder.layer.{i}.attention.self."
         for p in ("weight", "bias"):
-            for n, part in zip(("query", "key", "value"), sd[src + f"attn.qkv.{p}"].chunk(3)):
-                out[dst + f"attention.self.{n}.{p}"] = part
-            for hf, ours in LAYER.items():
-                out[dst + f"{hf}.{p}"] = sd[src + f"{ours}.{p}"]
+            for n, part in zip(("query", "key", "value"), sd[src + p].chunk(3)):
+                out[dst + f"{n}.{p}"] = part
     return {k: v.contiguous().clone() for k, v in out.items()}
 
 

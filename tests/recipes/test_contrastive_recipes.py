@@ -62,6 +62,14 @@ def test_swapping_the_views_swaps_the_two_symmetric_terms(name, first, second):
     assert not torch.allclose(a[f"{first}_loss"], a[f"{second}_loss"])
 
 
+def _train_step(recipe):
+    """The tiny recipe's model in train mode, a two-view batch and the model's output on it."""
+    cfg = tiny_config(recipe)
+    model = build_model(cfg["model"], cfg.get("shared"), seed=0).train()
+    batch = two_view_batch()
+    return model, batch, model(batch)
+
+
 def _ema_keys(model, images):
     """The momentum tower + projector copy on a view, the way MoCo v3 / BYOL build their keys."""
     emb, enc, proj = model.shared["ema"].copies
@@ -70,10 +78,7 @@ def _ema_keys(model, images):
 
 
 def test_byol_loss_is_two_minus_two_cosine_to_the_momentum_projection():
-    cfg = tiny_config("byol_vit")
-    model = build_model(cfg["model"], cfg.get("shared"), seed=0).train()
-    batch = two_view_batch()
-    out = model(batch)
+    model, batch, out = _train_step("byol_vit")
     with torch.no_grad():
         dec = model.objectives["byol"].decoder
         q = dec(_sel(model, batch["views"]["view1"]))
@@ -83,10 +88,7 @@ def test_byol_loss_is_two_minus_two_cosine_to_the_momentum_projection():
 
 
 def test_mocov3_loss_is_infonce_at_tau_0_2_against_momentum_keys():
-    cfg = tiny_config("mocov3_vit")
-    model = build_model(cfg["model"], cfg.get("shared"), seed=0).train()
-    batch = two_view_batch()
-    out = model(batch)
+    model, batch, out = _train_step("mocov3_vit")
     with torch.no_grad():
         q = F.normalize(model.objectives["mocov3"].decoder(_sel(model, batch["views"]["view1"])), dim=-1)
         k = F.normalize(_ema_keys(model, batch["views"]["view2"]), dim=-1)
@@ -96,10 +98,7 @@ def test_mocov3_loss_is_infonce_at_tau_0_2_against_momentum_keys():
 
 
 def test_simclr_loss_is_nt_xent_over_both_views():
-    cfg = tiny_config("simclr_vit")
-    model = build_model(cfg["model"], cfg.get("shared"), seed=0).train()
-    batch = two_view_batch()
-    out = model(batch)
+    model, batch, out = _train_step("simclr_vit")
     with torch.no_grad():
         dec = model.objectives["simclr"].decoder
         z1 = dec(_sel(model, batch["views"]["view1"]))
