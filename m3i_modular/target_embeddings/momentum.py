@@ -2,9 +2,9 @@
 
 The copy is made in bind(model), after assembly, so it starts equal to the online weights; it has no
 gradient and runs in eval mode (no dropout / drop-path in the teacher); with batch_norm "batch" its BatchNorm
-layers normalise with the current batch's statistics while training, as BYOL's and MoCo v3's target networks do. The momentum follows a cosine
-from `momentum[0]` to `momentum[1]` over train.total_steps, updated in after_optimizer_step; after
---init-from the copy restarts from the (loaded) online weights.
+layers normalise with the current batch's statistics while training, as BYOL's and MoCo v3's target networks
+do. The momentum follows a cosine from `momentum[0]` to `momentum[1]` over train.total_steps, updated in
+after_optimizer_step; after --init-from the copy restarts from the (loaded) online weights.
 """
 import copy
 import math
