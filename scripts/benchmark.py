@@ -1,0 +1,60 @@
+#!/usr/bin/env python
+"""The project's benchmarks behind one command. Each reports its figures as ratios against a reference measured
+in the same run (never as absolute targets), so numbers from different machines are comparable.
+
+    python scripts/benchmark.py --list
+    python scripts/benchmark.py data --config models/mae_vit.json --workers 0 1 2
+    python scripts/benchmark.py dcnv3 --dtype bf16
+    python scripts/benchmark.py text-memory --workdir /tmp/pp_bench
+
+Everything after the benchmark's name goes to that benchmark (`python scripts/benchmark.py NAME --help`).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from typing import Dict, List, Optional, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# name -> (script beside this one, what it measures against what)
+BENCHMARKS: Dict[str, Tuple[str, str]] = {
+    "data": ("benchmark_data.py",
+             "a recipe's loader samples/s with N workers vs the samples/s its training step consumes"),
+    "dcnv3": ("benchmark_dcnv3.py",
+              "DCNv3 CUDA kernel vs the PyTorch reference: fwd+bwd time and peak memory (needs a CUDA GPU)"),
+    "text-memory": ("benchmark_preprocess_text_memory.py",
+                    "peak memory of `preprocess.py text` on a 500 MB vs a 50 MB corpus (streaming check)"),
+}
+
+
+def _listing() -> str:
+    width = max(map(len, BENCHMARKS))
+    return "\n".join(f"  {name:<{width}}  {what}" for name, (_, what) in BENCHMARKS.items())
+
+
+def _load(script: str):
+    spec = importlib.util.spec_from_file_location(script[:-3], os.path.join(HERE, script))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("--list", "-h", "--help"):
+        print(f"usage: scripts/benchmark.py NAME [ARGS...]\n\nbenchmarks:\n{_listing()}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in BENCHMARKS:
+        print(f"error: unknown benchmark '{name}'; choose one of {', '.join(BENCHMARKS)} "
+              f"(python scripts/benchmark.py --list)", file=sys.stderr)
+        return 2
+    script = BENCHMARKS[name][0]
+    sys.argv = [f"scripts/benchmark.py {name}"]  # argparse's usage line names what the user typed
+    return int(_load(script).main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
