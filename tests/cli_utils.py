@@ -25,6 +25,16 @@ def run_cli(script, *args, env=None, timeout=600, check=False):
     return proc
 
 
+def load_script(relpath):
+    """Import a script (scripts/*.py, finetune/*.py) as a module, to call its main(argv) in-process."""
+    import importlib.util
+    name = os.path.splitext(os.path.basename(relpath))[0]
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, relpath))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def read_metrics(run_dir):
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         return [json.loads(line) for line in f]

@@ -1,19 +1,16 @@
 """scripts/benchmark_data.py end to end on a tiny shard recipe: the three numbers come out and make sense."""
-import importlib.util
 import json
 import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "data"))
+from cli_utils import load_script  # noqa: E402
 from shard_fixtures import tiny_recipe, write_shards  # noqa: E402
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("benchmark_data", os.path.join(ROOT, "scripts", "benchmark_data.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts/benchmark_data.py")
 
 
 def test_benchmark_reports_loader_rates_demand_and_share(tmp_path, capsys):

@@ -1,5 +1,4 @@
 """scripts/benchmark.py: one entry point that routes to each benchmark and fails in one line on a bad name."""
-import importlib.util
 import json
 import os
 import sys
@@ -9,14 +8,12 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "data"))
+from cli_utils import load_script  # noqa: E402
 from shard_fixtures import tiny_recipe, write_shards  # noqa: E402
 
 
 def _entry():
-    spec = importlib.util.spec_from_file_location("benchmark", os.path.join(ROOT, "scripts", "benchmark.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts/benchmark.py")
 
 
 def test_list_names_every_benchmark_and_each_script_exists(capsys):
