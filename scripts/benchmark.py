@@ -51,9 +51,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: unknown benchmark '{name}'; choose one of {', '.join(BENCHMARKS)} "
               f"(python scripts/benchmark.py --list)", file=sys.stderr)
         return 2
-    script = BENCHMARKS[name][0]
-    sys.argv = [f"scripts/benchmark.py {name}"]  # argparse's usage line names what the user typed
-    return int(_load(script).main(rest) or 0)
+    saved, sys.argv = sys.argv, [f"scripts/benchmark.py {name}"]  # argparse's usage names what the user typed
+    try:
+        return int(_load(BENCHMARKS[name][0]).main(rest) or 0)
+    finally:
+        sys.argv = saved
 
 
 if __name__ == "__main__":
