@@ -58,7 +58,20 @@ def gather_bytes(t: torch.Tensor) -> list:
     return out
 
 
+# The final barrier's work handle, kept until interpreter exit (see cleanup).
+_FINAL_BARRIER: list = []
+
+
 def cleanup() -> None:
+    """Leave the process group after a barrier (a rank that leaves while a peer still talks aborts the peer).
+
+    The barrier's work handle is kept: the barrier holds the collectives still in flight when it was issued
+    (their Python-owned tensors). If a gloo worker thread dropped the last reference, it would need the GIL to
+    free those tensors, and at interpreter shutdown a thread that asks for the GIL is killed mid-destructor:
+    std::terminate, SIGABRT after a finished run. Kept here, they are freed by the main thread at exit.
+    (destroy_process_group does not join gloo's threads once a DDP wrapper was built on the group.)"""
     if dist.is_available() and dist.is_initialized():
-        dist.barrier()  # a rank that leaves while a peer still talks aborts the peer (gloo)
+        work = dist.barrier(async_op=True)
+        work.wait()
+        _FINAL_BARRIER.append(work)
         dist.destroy_process_group()
