@@ -13,10 +13,10 @@ import sys
 from m3i_modular.errors import ConfigError, DataError
 
 COMMANDS = [
-    "m3i_modular.data.preprocess_tokenizer",
-    "m3i_modular.data.preprocess_text",
-    "m3i_modular.data.preprocess_images",
-    "m3i_modular.data.preprocess_audio",
+    "m3i_modular.preprocess.tokenizer",
+    "m3i_modular.preprocess.text",
+    "m3i_modular.preprocess.images",
+    "m3i_modular.preprocess.audio",
 ]
 
 

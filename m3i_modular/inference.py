@@ -113,7 +113,7 @@ class Pretrained:
         return towers[name]
 
     def tokenize(self, texts: List[str]) -> torch.Tensor:
-        from .data.pipeline import encode_text
+        from .data.views.pipeline import encode_text
         if self.tokenizer is None:
             raise ConfigError("no tokenizer: the checkpoint has no tokenizer/ directory")
         if isinstance(texts, str):

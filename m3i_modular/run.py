@@ -58,7 +58,7 @@ def _build_run(cfg: dict, *, world: int, with_data: bool, device: Optional[str])
         model = build_model(cfg["model"], cfg.get("shared"), seed=tc.seed)
     dataset = collate = None
     if with_data:
-        from .data.pipeline import PretrainDataset, build_views, collate
+        from .data.views.pipeline import PretrainDataset, build_views, collate
         views = build_views(cfg.get("views", {})) if cfg.get("views") else {}
         dataset = PretrainDataset(cfg["data"], views, tokenizer=tokenizer, seed=tc.seed)
     from .eval.monitor import build_monitors

@@ -165,7 +165,7 @@ class Trainer:
     # -- loop -------------------------------------------------------------------------------------------
     def _loader(self):
         from torch.utils.data import DataLoader
-        from .data.mixing import PositionSampler
+        from .data.sampling import PositionSampler
         per_rank = self.tc.batch_size // (self.env.world * self.tc.grad_accum)
         sampler = PositionSampler(start=self.step * self.tc.batch_size, rank=self.env.rank,
                                   world_size=self.env.world)

@@ -25,7 +25,7 @@ import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from m3i_modular.config import load_config  # noqa: E402
-from m3i_modular.data.mixing import PositionSampler  # noqa: E402
+from m3i_modular.data.sampling import PositionSampler  # noqa: E402
 from m3i_modular.distributed import init_distributed  # noqa: E402
 from m3i_modular.errors import ConfigError, DataError  # noqa: E402
 from m3i_modular.run import build_optim, build_run  # noqa: E402

@@ -13,7 +13,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from m3i_modular.data.synthetic_text import write_corpus  # noqa: E402
+from m3i_modular.preprocess.synthetic_text import write_corpus  # noqa: E402
 
 
 def grow(path: str, target_bytes: int) -> None:

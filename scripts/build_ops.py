@@ -13,7 +13,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from m3i_modular.errors import entry_point  # noqa: E402
-from m3i_modular.ops.loader import OpBuildError, build, known_ops  # noqa: E402
+from m3i_modular.ops.builtin import known_ops  # noqa: E402
+from m3i_modular.ops.loader import OpBuildError, build  # noqa: E402
 
 
 @entry_point(errors=(OpBuildError,))

@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
     args = p.parse_args(argv)
     from m3i_modular.config import load_config
-    from m3i_modular.data.atomic import atomic_dir
+    from m3i_modular.atomic import atomic_dir
     cfg = load_config(args.config)
     expected = _model_shapes(cfg)
     upstream = read_checkpoint(args.input)

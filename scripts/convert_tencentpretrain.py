@@ -17,7 +17,7 @@ import torch  # noqa: E402
 from m3i_modular.checkpoint import run_metadata, save_checkpoint  # noqa: E402
 from m3i_modular.convert.bert_recipe import bert_recipe  # noqa: E402
 from m3i_modular.convert.tencentpretrain import convert_config, convert_state  # noqa: E402
-from m3i_modular.data.atomic import atomic_write_text  # noqa: E402
+from m3i_modular.atomic import atomic_write_text  # noqa: E402
 from m3i_modular.errors import ConfigError, DataError  # noqa: E402
 
 

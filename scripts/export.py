@@ -22,7 +22,7 @@ def export(checkpoint: str, output: str) -> dict:
     from safetensors.torch import save_file
 
     from m3i_modular.convert.timm_vit import to_timm_vit
-    from m3i_modular.data.atomic import atomic_path
+    from m3i_modular.atomic import atomic_path
     from m3i_modular.inference import load
 
     if not output.endswith(".safetensors"):

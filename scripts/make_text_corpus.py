@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from m3i_modular.data.synthetic_text import write_corpus  # noqa: E402
+from m3i_modular.preprocess.synthetic_text import write_corpus  # noqa: E402
 
 
 def main(argv=None) -> int:

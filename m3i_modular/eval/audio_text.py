@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.audio import Audio
-from ..data.pipeline import apply_view, view_field
+from ..data.views.pipeline import apply_view, view_field
 from ..errors import ConfigError, DataError
 from ..registry import TRANSFORMS, build, config_path, nearest
 from ..selection import select

@@ -7,7 +7,7 @@ from typing import Any, Optional, Sequence, Tuple
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.pipeline import apply_view
+from ..data.views.pipeline import apply_view
 from ..errors import ConfigError, DataError
 from ..registry import DATASETS, build, config_path
 

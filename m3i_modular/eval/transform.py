@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..data.pipeline import apply_view
+from ..data.views.pipeline import apply_view
 from ..errors import ConfigError, DataError
 from ..registry import TRANSFORMS, build, config_path
 

@@ -132,10 +132,3 @@ def clean(spec: OpSpec) -> None:
     """Remove every cached build of `spec` (all keys)."""
     for d in cache_root().glob(f"{spec.name}-*"):
         shutil.rmtree(d, ignore_errors=True)
-
-
-def known_ops() -> Dict[str, OpSpec]:
-    """The ops shipped with the package (scripts/build_ops.py builds these)."""
-    from .dcnv3.kernel import DCNV3_SPEC
-
-    return {DCNV3_SPEC.name: DCNV3_SPEC}

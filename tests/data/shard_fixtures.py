@@ -6,7 +6,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from m3i_modular.data.tar_shards import ShardWriter
+from m3i_modular.preprocess.tar_writer import ShardWriter
 
 COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30)]
 

@@ -10,8 +10,8 @@ import torch
 
 from m3i_modular.data import PretrainDataset, build_views, collate
 from m3i_modular.data.audio import decode_audio, encode_wav
-from m3i_modular.data.synthetic_audio import SyntheticAudio
-from m3i_modular.data.tar_shards import ShardWriter
+from m3i_modular.data.sources.synthetic_audio import SyntheticAudio
+from m3i_modular.preprocess.tar_writer import ShardWriter
 from m3i_modular.errors import DataError
 
 

@@ -7,7 +7,7 @@ import torchaudio.compliance.kaldi as kaldi
 
 from m3i_modular.data import PretrainDataset, build_views, collate
 from m3i_modular.data.audio import Audio
-from m3i_modular.data.audio_transforms import CropFrames, Fbank, FrameMask, Resample, SpecAugment
+from m3i_modular.data.views.audio_transforms import CropFrames, Fbank, FrameMask, Resample, SpecAugment
 from m3i_modular.errors import ConfigError, DataError
 
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from m3i_modular.data.mixing import PositionSampler, epoch_order
-from m3i_modular.data.pipeline import PretrainDataset, build_views, collate, encode_text
+from m3i_modular.data.sampling import PositionSampler, epoch_order
+from m3i_modular.data.views.pipeline import PretrainDataset, build_views, collate, encode_text
 from m3i_modular.errors import ConfigError
 
 VIEWS = {"view1": [{"type": "random_resized_crop", "size": 16, "scale": [0.3, 1.0]}, {"type": "flip"},

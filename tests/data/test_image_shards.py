@@ -10,11 +10,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # --import-mode=
 from shard_fixtures import (COLOURS, class_folder, colour_class, jpeg_bytes, solid,  # noqa: E402
                             write_shards)
 
-from m3i_modular.data.pipeline import PretrainDataset, collate  # noqa: E402
+from m3i_modular.data.views.pipeline import PretrainDataset, collate  # noqa: E402
 from m3i_modular.data.skips import MIN_DRAWS, SkipTally  # noqa: E402
-from m3i_modular.data.tar_shards import ShardIndex, ShardWriter, split_name  # noqa: E402
+from m3i_modular.data.sources.tar_index import ShardIndex, split_name  # noqa: E402
+from m3i_modular.preprocess.tar_writer import ShardWriter  # noqa: E402
 from m3i_modular.data.tokenizers.char import CharTokenizer  # noqa: E402
-from m3i_modular.data.webdataset_source import WebDatasetShards, expand_braces  # noqa: E402
+from m3i_modular.data.sources.webdataset import WebDatasetShards, expand_braces  # noqa: E402
 from m3i_modular.errors import ConfigError, DataError  # noqa: E402
 from preprocess import main as preprocess_main  # noqa: E402
 

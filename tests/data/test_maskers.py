@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from m3i_modular.data.masks import BlockMask, RandomMask
-from m3i_modular.data.pipeline import build_views
-from m3i_modular.data.view import View
+from m3i_modular.data.views.maskers import BlockMask, RandomMask
+from m3i_modular.data.views.pipeline import build_views
+from m3i_modular.data.views.view import View
 from m3i_modular.errors import ConfigError, DataError
 
 

@@ -3,7 +3,7 @@ whole-word masking keeps the pieces of a word together (WordPiece "##" and sente
 import pytest
 import torch
 
-from m3i_modular.data.mlm_masking import MlmMask
+from m3i_modular.batch_transforms.mlm_mask import MlmMask
 from m3i_modular.errors import ConfigError
 
 SPECIAL = [0, 1, 2, 3, 4]  # pad, unk, cls, sep, mask

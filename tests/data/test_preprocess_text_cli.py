@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from m3i_modular.data.text_shards import TokenShards
+from m3i_modular.data.sources.token_store import TokenShards
 from m3i_modular.data.tokenizers import tokenizer_from_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

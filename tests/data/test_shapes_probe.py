@@ -6,7 +6,7 @@ Measured when written: about 17% val accuracy (chance 10%) with 2000 train / 500
 import torch
 import torch.nn.functional as F
 
-from m3i_modular.data.synthetic_shapes import SyntheticShapes
+from m3i_modular.data.sources.synthetic_shapes import SyntheticShapes
 
 
 def _pixels(ds):

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from m3i_modular.data.synthetic_shapes import SyntheticShapes
+from m3i_modular.data.sources.synthetic_shapes import SyntheticShapes
 from m3i_modular.errors import ConfigError
 from m3i_modular.registry import DATASETS, build
 

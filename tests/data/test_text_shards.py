@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from m3i_modular.data.text_shards import TokenShards, token_dtype, write_text_shards
+from m3i_modular.data.sources.token_store import TokenShards, token_dtype
+from m3i_modular.preprocess.text_writer import write_text_shards
 from m3i_modular.data.tokenizers import CharTokenizer
 from m3i_modular.errors import DataError
 
@@ -131,7 +132,7 @@ def test_empty_corpus_and_dtype_choice(tok, tmp_path):
 
 
 def test_corpus_is_streamed_in_chunks(tmp_path):
-    from m3i_modular.data.text_shards import read_chunks
+    from m3i_modular.preprocess.text_writer import read_chunks
     path = _write(tmp_path / "c.txt", "aa\n\nbbb\ncc\ndd\n")
     chunks = read_chunks([path], "lines", 2)
     fmt, name, items, nbytes = next(chunks)  # only the first two documents have been read

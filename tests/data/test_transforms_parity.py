@@ -4,10 +4,10 @@ import math
 import pytest
 import torch
 
-from m3i_modular.data import functional as Fn
-from m3i_modular.data.transforms import (ColorJitter, GaussianBlur, Grayscale, Normalize, RandomResizedCrop,
+from m3i_modular.data.views import functional as Fn
+from m3i_modular.data.views.transforms import (ColorJitter, GaussianBlur, Grayscale, Normalize, RandomResizedCrop,
                                          Solarize, crop_resize)
-from m3i_modular.data.view import View
+from m3i_modular.data.views.view import View
 
 TF = pytest.importorskip("torchvision.transforms.v2.functional")
 

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from m3i_modular.data.pipeline import apply_view, build_views
-from m3i_modular.data.transforms import CenterCrop, Flip, RandomResizedCrop, Resize, crop_resize
-from m3i_modular.data.view import View
+from m3i_modular.data.views.pipeline import apply_view, build_views
+from m3i_modular.data.views.transforms import CenterCrop, Flip, RandomResizedCrop, Resize, crop_resize
+from m3i_modular.data.views.view import View
 
 
 def ramp(h, w):

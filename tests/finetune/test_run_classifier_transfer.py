@@ -21,7 +21,7 @@ from run_classifier import main as classifier_main, run  # noqa: E402
 from textlm_helpers import TINY, make_corpus  # noqa: E402
 
 from m3i_modular.cli import main as pretrain_main  # noqa: E402
-from m3i_modular.data.synthetic_text import write_classification  # noqa: E402
+from m3i_modular.preprocess.synthetic_text import write_classification  # noqa: E402
 
 GRAMMAR = {"topics": 2, "nouns": 60, "verbs": 15}
 # fine-tuning protocol, identical for both arms: full fine-tuning, mean-pool linear head, AdamW

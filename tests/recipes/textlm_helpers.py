@@ -1,8 +1,8 @@
 """Shared helpers for the text recipe tests: a tiny synthetic corpus tokenized into shards."""
 import os
 
-from m3i_modular.data.synthetic_text import write_corpus
-from m3i_modular.data.text_shards import write_text_shards
+from m3i_modular.preprocess.synthetic_text import write_corpus
+from m3i_modular.preprocess.text_writer import write_text_shards
 from m3i_modular.data.tokenizers import tokenizer_from_path
 
 TINY = ["model.embedding.word.dim=32", "model.embedding.position.dim=32", "model.encoder.dim=32",

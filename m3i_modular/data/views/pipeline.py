@@ -14,15 +14,12 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import DataError
-from ..registry import DATASETS, TRANSFORMS, build, config_error, config_path
+from ...errors import DataError
+from ...registry import DATASETS, TRANSFORMS, build, config_error, config_path
+from .. import sources as _sources  # noqa: F401  (registers the built-in sources)
 from . import audio_transforms as _audio_transforms  # noqa: F401  (registers the audio transforms)
-from . import masks as _masks  # noqa: F401  (registers the maskers)
-from . import synthetic_audio as _audio  # noqa: F401
-from . import synthetic_shapes as _shapes  # noqa: F401  (registers the built-in sources)
-from . import text_source as _text  # noqa: F401  (registers token_shards)
-from . import webdataset_source as _wds  # noqa: F401
-from .mixing import epoch_order, generator
+from . import maskers as _maskers  # noqa: F401  (registers the maskers)
+from ..sampling import epoch_order, generator
 from .transforms import Transform
 from .view import View
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 
 from ..errors import DataError
-from .atomic import atomic_dir
-from .tokenizers import CharTokenizer, SentencePieceTokenizer, train_sentencepiece
+from ..atomic import atomic_dir
+from ..data.tokenizers import CharTokenizer, SentencePieceTokenizer, train_sentencepiece
 
 
 def add_parser(subparsers) -> None:

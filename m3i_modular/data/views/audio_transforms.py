@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import DataError
-from ..registry import TRANSFORMS, config_error
-from .audio import Audio
+from ...errors import DataError
+from ...registry import TRANSFORMS, config_error
+from ..audio import Audio
 from .transforms import Transform
 
 NORMALIZE = ("none", "utterance", "per_bin")

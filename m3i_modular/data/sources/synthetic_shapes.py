@@ -13,7 +13,7 @@ from typing import Dict
 import numpy as np
 import torch
 
-from ..registry import DATASETS, config_error
+from ...registry import DATASETS, config_error
 from .synthetic_base import SPLITS, SyntheticSource
 
 

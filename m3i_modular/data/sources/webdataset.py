@@ -25,10 +25,10 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from ..errors import DataError
-from ..registry import DATASETS, config_error
-from .audio import AUDIO_EXTS, decode_audio
-from .tar_shards import ShardFiles, ShardIndex
+from ...errors import DataError
+from ...registry import DATASETS, config_error
+from ..audio import AUDIO_EXTS, decode_audio
+from .tar_index import ShardFiles, ShardIndex
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif")
 _BRACE = re.compile(r"\{([^{}]*)\}")

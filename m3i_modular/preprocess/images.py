@@ -21,8 +21,8 @@ import os
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from ..errors import ConfigError, DataError
-from .atomic import atomic_dir, atomic_write_text
-from .tar_shards import ShardWriter, write_index
+from ..atomic import atomic_dir, atomic_write_text
+from .tar_writer import ShardWriter, write_index
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 MANIFEST_VERSION = 1

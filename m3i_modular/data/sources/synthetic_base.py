@@ -1,7 +1,7 @@
 """What the embedded synthetic sources share: the split streams, field dropping and their argument checks."""
 from typing import Tuple
 
-from ..registry import config_error
+from ...registry import config_error
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 

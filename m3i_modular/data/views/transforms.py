@@ -10,8 +10,8 @@ from typing import List, Optional, Tuple, Union
 
 import torch
 
-from ..errors import DataError
-from ..registry import TRANSFORMS, config_error
+from ...errors import DataError
+from ...registry import TRANSFORMS, config_error
 from . import functional as Fn
 from .view import View
 

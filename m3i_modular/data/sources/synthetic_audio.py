@@ -14,8 +14,8 @@ from typing import Dict, List
 import numpy as np
 import torch
 
-from ..registry import DATASETS, config_error
-from .audio import Audio
+from ...registry import DATASETS, config_error
+from ..audio import Audio
 from .synthetic_base import SPLITS, SyntheticSource
 
 KINDS = ("tone", "rising chirp", "falling chirp", "noise burst")

@@ -10,8 +10,8 @@ from typing import Optional, Tuple
 
 import torch
 
-from ..errors import DataError
-from ..registry import TRANSFORMS, config_error
+from ...errors import DataError
+from ...registry import TRANSFORMS, config_error
 from .transforms import Transform
 from .view import View
 

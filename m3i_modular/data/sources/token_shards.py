@@ -17,10 +17,10 @@ from typing import Any, Dict, List
 import numpy as np
 import torch
 
-from ..errors import DataError
-from ..registry import DATASETS, config_error
-from .mixing import generator
-from .text_shards import TokenShards
+from ...errors import DataError
+from ...registry import DATASETS, config_error
+from ..sampling import generator
+from .token_store import TokenShards
 
 
 def _pack_segments(shards: TokenShards, budget: int) -> np.ndarray:

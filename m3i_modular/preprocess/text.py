@@ -1,10 +1,10 @@
-"""`preprocess.py text`: text corpora -> token-id shards (see text_shards.py for the layout)."""
+"""`preprocess.py text`: text corpora -> token-id shards (layout: data/sources/token_store.py)."""
 from __future__ import annotations
 
 import os
 
-from .text_shards import FORMATS, write_text_shards
-from .tokenizers import tokenizer_from_path
+from .text_writer import FORMATS, write_text_shards
+from ..data.tokenizers import tokenizer_from_path
 
 
 def add_parser(subparsers) -> None:

@@ -16,9 +16,9 @@ import os
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from ..errors import ConfigError, DataError
-from .atomic import atomic_dir, atomic_write_text
-from .audio import AUDIO_EXTS, Audio, decode_audio, encode_wav
-from .tar_shards import ShardWriter
+from ..atomic import atomic_dir, atomic_write_text
+from ..data.audio import AUDIO_EXTS, Audio, decode_audio, encode_wav
+from .tar_writer import ShardWriter
 
 MANIFEST_VERSION = 1
 
@@ -54,7 +54,7 @@ def run(args) -> None:
 
 
 def synthetic_items(n: int, *, split: str = "train", seed: int = 0) -> Iterator[Item]:
-    from .synthetic_audio import SyntheticAudio
+    from ..data.sources.synthetic_audio import SyntheticAudio
     if n < 1:
         raise ConfigError(f"--synthetic needs a positive clip count, got {n}")
     try:
