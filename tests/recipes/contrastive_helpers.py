@@ -4,7 +4,6 @@ import os
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-RECIPES = ("clip_vit", "mocov3_vit", "simclr_vit", "byol_vit")
 
 
 def tiny_overrides(name: str, cfg: dict) -> list:
