@@ -1,4 +1,4 @@
-"""`mix_views`: M3I's cross-sample input (DESIGN §6). The pixels of image A's view and image B's view are
+"""`mix_views`: M3I's cross-sample input. The pixels of image A's view and image B's view are
 combined under a block map aligned to the token stride; B is the roll-paired sample i - 1, so image i is A in
 mixed input i and B in input i + 1 and every image feeds every objective.
 
