@@ -272,6 +272,9 @@ def contract_problems(obj: Any, protocol: type) -> List[str]:
         if not hasattr(obj, name):
             problems.append(f"it has no attribute '{name}'")
     needs = needs_of(obj)
+    if isinstance(getattr(obj, "needs", ()), str):  # ("query") is a string: its letters are no needs
+        problems.append("`needs` is a string, not a tuple: write needs = (\"query\",)")
+        needs = ()
     allowed = _ALLOWED_NEEDS.get(protocol, ())
     for need in needs:
         if not isinstance(need, str) or not any(need == a or (a == BATCH and need.startswith(BATCH)

@@ -11,8 +11,8 @@ from . import batch_transforms as _batch_transforms  # noqa: F401  (registration
 from .embeddings import build_embedding
 from .errors import ConfigError
 from .interfaces import (AfterInitFrom, AfterOptimizerStep, BatchTransform, BindsModel, Borrowed, Decoder, Encoded,
-                         Encoder, Target, TargetEmbedding, conforms, contract_problems, encoder_output_tokens,
-                         need_keyword, needs_of)
+                         Encoder, Selector, Target, TargetEmbedding, conforms, contract_problems,
+                         encoder_output_tokens, need_keyword, needs_of)
 from .registry import (BATCH_TRANSFORMS, DECODERS, ENCODERS, SELECTORS, TARGET_EMBEDDINGS, TARGETS, build,
                        build_context, check_kwargs, config_error, config_path, nearest)
 from .selection import gather_needs
@@ -271,6 +271,9 @@ def _build_objective(name: str, cfg: dict, encoder: nn.Module, resolve) -> Objec
     how = cfg.get("select", "all")
     if how not in SELECTORS:
         raise config_error(f"unknown select '{how}'{nearest(how, SELECTORS.names())}", "select")
+    problems = contract_problems(SELECTORS.get(how), Selector)
+    if problems:
+        raise config_error(f"selector '{how}' does not satisfy the selector contract: {'; '.join(problems)}", "select")
     decoder = build(DECODERS, cfg["decoder"], key="decoder", in_dim=encoder.dim, out_dim=te.dim,
                     contract=conforms(Decoder))
     target = build(TARGETS, cfg["target"], key="target", contract=conforms(Target))

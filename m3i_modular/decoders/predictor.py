@@ -8,7 +8,7 @@ from torch import nn
 
 from ..interfaces import Query, Selection
 from ..layers.block import TransformerBlock
-from ..layers.positions import grid_centres, sincos_1d, sincos_2d
+from ..layers.positions import grid_centres, sincos_2d
 from ..registry import DECODERS
 
 

@@ -26,6 +26,11 @@ class TiedWordTargets(nn.Module):
         vocab, self.dim = word.weight.shape
         self.bias = nn.Parameter(torch.zeros(vocab)) if bias else None
 
+    @property
+    def word(self) -> nn.Module:
+        """The input word embedding whose weight is the candidate set."""
+        return self._word.get()
+
     def forward(self, batch: dict, *, view: str = "text") -> TargetOut:
         ids = batch[view]
         if self.mode == "masked":
@@ -41,4 +46,4 @@ class TiedWordTargets(nn.Module):
         present = batch.get("present", {}).get(view)
         if present is not None:
             valid = valid & present[:, None]
-        return TargetOut(valid=valid, candidates=self._word.get().weight, bias=self.bias, index=index)
+        return TargetOut(valid=valid, candidates=self.word.weight, bias=self.bias, index=index)
