@@ -291,7 +291,8 @@ def contract_problems(obj: Any, protocol: type) -> List[str]:
             problems.append(f"it defines no {method}()")
         else:
             expected = list(inspect.signature(getattr(protocol, method)).parameters.values())[1:]
-            problems += _signature_problems(impl, method, expected, [need_keyword(n) for n in needs])
+            problems += _signature_problems(impl, method, expected,
+                                           [need_keyword(n) for n in needs if isinstance(n, str)])
     return problems
 
 
