@@ -16,6 +16,7 @@ import torch
 from . import checkpoint as ckpt
 from .config import import_plugins
 from .errors import ConfigError, DataError
+from .interfaces import QUERY, needs_of
 from .eval.features import mean_pooled
 from .eval.transform import eval_transform, preprocess
 from .model import PretrainModel, build_model
@@ -77,11 +78,11 @@ class Pretrained:
         if objective not in objs:
             raise ConfigError(f"no objective '{objective}' in this model{nearest(objective, objs)}")
         decoder = objs[objective].decoder
-        if getattr(decoder, "needs_query", False):
+        if QUERY in needs_of(decoder):
             raise ConfigError(f"objective '{objective}' has a per-token predictor, not a projector: "
                               f"encode_image takes an objective with a pooling decoder")
         batch = {"views": {"input": x}}
-        return decoder(select(self.model.encode(batch, "input"), "all", batch), None)
+        return decoder(select(self.model.encode(batch, "input"), "all", batch))
 
     # -- audio ------------------------------------------------------------------------------------------
     def encode_audio(self, clips: Any, objective: Optional[str] = None) -> torch.Tensor:

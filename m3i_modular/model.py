@@ -1,48 +1,54 @@
 """Objective + PretrainModel: the online tower (embedding, encoder), batch transforms, and objectives, each
-binding one target embedding, one decoder and one target (DESIGN §2)."""
-from typing import Any, Dict, List, Optional
+binding one selector, one target embedding, one decoder and one target. Names no method: what a component
+needs, it declares (m3i_modular/interfaces.py), and the model passes exactly that."""
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import batch_transforms as _batch_transforms  # noqa: F401  (registration)
+from . import batch_transforms as _batch_transforms  # noqa: F401  (registration of their selectors too)
 from .embeddings import build_embedding
-from .embeddings.tokens import encoder_output_tokens
 from .errors import ConfigError
-from .registry import (BATCH_TRANSFORMS, DECODERS, ENCODERS, TARGET_EMBEDDINGS, TARGETS, build, build_context,
-                       check_kwargs, config_error, config_path, nearest)
-from .selection import Encoded, make_query, select
+from .interfaces import (AfterInitFrom, AfterOptimizerStep, BatchTransform, BindsModel, Borrowed, Decoder, Encoded,
+                         Encoder, Selector, Target, TargetEmbedding, conforms, contract_problems,
+                         encoder_output_tokens, need_keyword, needs_of)
+from .registry import (BATCH_TRANSFORMS, DECODERS, ENCODERS, SELECTORS, TARGET_EMBEDDINGS, TARGETS, build,
+                       build_context, check_kwargs, config_error, config_path, nearest)
+from .selection import gather_needs
 
 
 class Objective(nn.Module):
     def __init__(self, *, name: str, input: str, target_view: str, target_embedding: nn.Module,
-                 decoder: nn.Module, target: nn.Module, select: str = "all", weight: float = 1.0,
-                 loss_on: str = "all", shared_target: bool = False):
+                 decoder: nn.Module, target: nn.Module, select: Callable[[Encoded, dict], Any],
+                 weight: float = 1.0, loss_on: str = "all", shared_target: bool = False):
         super().__init__()
         if loss_on not in ("all", "masked", "visible"):
             raise ValueError(f"loss_on must be all, masked or visible, got {loss_on!r}")
         self.name, self.input, self.target_view, self.select = name, input, target_view, select
         self.weight, self.loss_on = weight, loss_on
-        if shared_target:  # declared once under "shared": referenced here, owned (and saved) there
-            self.__dict__["target_embedding"] = target_embedding
-        else:
+        # declared once under "shared": referenced here, owned (and saved) there
+        self._shared_target = Borrowed(f"objective '{name}' target embedding",
+                                       target_embedding if shared_target else None)
+        if not shared_target:
             self.target_embedding = target_embedding
         self.decoder, self.target = decoder, target
 
+    @property
+    def target_embedding(self) -> nn.Module:  # type: ignore[override]
+        own = self._modules.get("target_embedding")
+        return own if own is not None else self._shared_target.get()
+
     def forward(self, enc: Encoded, batch: dict, targets_cache: dict):
-        sel = select(enc, self.select, batch)
-        key = (id(self.target_embedding), self.target_view)
+        sel = self.select(enc, batch)
+        te = self.target_embedding
+        key = (id(te), self.target_view)
         if key not in targets_cache:  # one EMA pass serves every objective that reads the same view
-            targets_cache[key] = self.target_embedding(batch, view=self.target_view)
+            targets_cache[key] = te(batch, view=self.target_view)
         tgt = targets_cache[key].take(sel.rows)
-        query = None
-        if getattr(self.decoder, "needs_query", False):
-            query = make_query(batch, sel, enc, self.target_view, tgt.grid)
-        extra = {}
-        if getattr(self.decoder, "needs_target_input", False):  # seq2seq: teacher forcing reads the target
-            extra["target_input"] = batch[self.target_view].index_select(0, sel.rows)
-        pred = self.decoder(sel, query, **extra)
+        needed = gather_needs(needs_of(self.decoder), batch, sel, target_view=self.target_view,
+                              target_grid=tgt.grid, batch_size=enc.z.shape[0])
+        pred = self.decoder(sel, **needed)
         loss_mask = None
         if self.loss_on != "all" and sel.visible is not None:
             loss_mask = ~sel.visible if self.loss_on == "masked" else sel.visible
@@ -72,7 +78,7 @@ class PretrainModel(nn.Module):
         self.mask_mode = mask_mode
         if mask_mode == "replace":  # SimMIM: masked patches enter the encoder as a learned token
             # it replaces embedding tokens, whose width may differ from the encoder's (a conv stem)
-            self.mask_token = nn.Parameter(torch.zeros(1, 1, getattr(embedding, "dim", None) or encoder.dim))
+            self.mask_token = nn.Parameter(torch.zeros(1, 1, embedding.dim))
             nn.init.normal_(self.mask_token, std=0.02)
 
     # -- the online tower -------------------------------------------------------------------------------
@@ -85,8 +91,9 @@ class PretrainModel(nn.Module):
         else:
             raise ConfigError(f"objective input '{name}' is not in the batch"
                               f"{nearest(name, list(views) + [k for k, v in batch.items() if torch.is_tensor(v)])}")
-        tokens = self.embedding(inputs, segments=batch.get("segments"))
-        prefix = getattr(self.embedding, "num_prefix", 0)
+        fields = {need_keyword(n): batch.get(need_keyword(n)) for n in needs_of(self.embedding)}  # "batch:*"
+        tokens = self.embedding(inputs, **fields)
+        prefix = tokens.prefix
         mask = batch.get("masks", {}).get(name)
         keep = None
         if mask is not None and self.mask_mode == "replace":
@@ -105,12 +112,13 @@ class PretrainModel(nn.Module):
         if keep is not None and prefix:
             pre = torch.arange(prefix, device=keep.device).expand(keep.shape[0], -1)
             enc_keep = torch.cat([pre, keep + prefix], dim=1)
-        attn_mask = batch.get("mix", {}).get(name, {}).get("attn_mask")
+        attn_mask = batch.get("attn_masks", {}).get(name)  # written by a batch transform (mixing "within")
         if attn_mask is not None:
             if keep is not None:
-                raise ConfigError(f"input '{name}' is mixed with attention 'within' and also masked by "
-                                  f"dropping tokens: use one of them (or attention 'across')")
-            if prefix:  # prefix tokens (CLS) attend to, and are seen by, both images
+                raise ConfigError(f"input '{name}' has an attention mask from a batch transform (mixing with "
+                                  f"attention 'within') and is also masked by dropping tokens: use one of them "
+                                  f"(or attention 'across', or mask_mode \"replace\")")
+            if prefix:  # prefix tokens (CLS) attend to, and are seen by, every token
                 attn_mask = F.pad(attn_mask, (prefix, 0, prefix, 0), value=True)
         z = self.encoder(tokens, keep=enc_keep, attn_mask=attn_mask)
         tokens = encoder_output_tokens(self.encoder, tokens, z)
@@ -142,23 +150,20 @@ class PretrainModel(nn.Module):
         out["loss"] = total
         return out
 
+    # -- lifecycle: the trainer calls these without knowing why; modules that implement a hook get it ------
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
-        for m in _unique_modules(self):
-            if m is not self and hasattr(m, "after_optimizer_step"):
-                m.after_optimizer_step(step, total_steps)
+        for m in _implementing(self, AfterOptimizerStep):
+            m.after_optimizer_step(step, total_steps)
 
     def after_init_from(self) -> None:
-        for m in _unique_modules(self):
-            if m is not self and hasattr(m, "after_init_from"):
-                m.after_init_from()
+        for m in _implementing(self, AfterInitFrom):
+            m.after_init_from()
 
 
-def _unique_modules(model: nn.Module):
-    seen = set()
-    for m in list(model.modules()) + [o.target_embedding for o in getattr(model, "objectives", {}).values()]:
-        if id(m) not in seen:
-            seen.add(id(m))
-            yield m
+def _implementing(model: nn.Module, hook: type) -> List[nn.Module]:
+    """The model's modules (each once; borrowed ones are owned elsewhere in the model) that implement a
+    lifecycle hook, listed before any is called: bind() adds modules (an EMA tower's copies)."""
+    return [m for m in model.modules() if m is not model and isinstance(m, hook)]
 
 
 def build_model(model_cfg: dict, shared_cfg: Optional[dict] = None, *, seed: int = 0) -> PretrainModel:
@@ -188,14 +193,16 @@ def build_model(model_cfg: dict, shared_cfg: Optional[dict] = None, *, seed: int
     with build_context(resolver=resolve, seed=seed):
         with config_path("model", absolute=True):
             parts["embedding"] = build_embedding(model_cfg["embedding"], key="embedding")
-            parts["encoder"] = build(ENCODERS, model_cfg["encoder"], key="encoder")
-            bts = [build(BATCH_TRANSFORMS, c, key=f"batch_transforms[{i}]")
+            parts["encoder"] = build(ENCODERS, model_cfg["encoder"], key="encoder", contract=conforms(Encoder))
+            bts = [build(BATCH_TRANSFORMS, c, key=f"batch_transforms[{i}]", contract=conforms(BatchTransform))
                    for i, c in enumerate(model_cfg.get("batch_transforms", []))]
+        encoder_dim = parts["encoder"].dim
         used = _used_shared(model_cfg["objectives"], shared_cfg)
         with config_path("shared", absolute=True):
             for name, cfg in shared_cfg.items():
                 if name in used:  # a component only weight-0 objectives use is not built either
-                    shared[name] = build(TARGET_EMBEDDINGS, cfg, key=name)
+                    shared[name] = build(TARGET_EMBEDDINGS, cfg, key=name, offer={"encoder_dim": encoder_dim},
+                                         contract=conforms(TargetEmbedding))
         with config_path("model.objectives", absolute=True):
             objectives = {}
             if not model_cfg["objectives"]:
@@ -211,9 +218,14 @@ def build_model(model_cfg: dict, shared_cfg: Optional[dict] = None, *, seed: int
         model = PretrainModel(embedding=parts["embedding"], encoder=parts["encoder"], shared=shared,
                               batch_transforms=bts, objectives=objectives,
                               mask_mode=model_cfg.get("mask_mode", "drop"))
-    for m in _unique_modules(model):
-        if m is not model and hasattr(m, "bind"):
-            m.bind(model)
+    for m in _implementing(model, BindsModel):
+        m.bind(model)
+    for name, obj in model.objectives.items():  # a decoder's needs may come from what bind() found (tied)
+        problems = contract_problems(obj.decoder, Decoder)
+        if problems:
+            with config_path(f"model.objectives.{name}.decoder", absolute=True):
+                raise config_error(f"decoder {type(obj.decoder).__name__} does not satisfy the decoder contract "
+                                   f"after bind(model): {'; '.join(problems)}")
     return model
 
 
@@ -250,14 +262,22 @@ def _build_objective(name: str, cfg: dict, encoder: nn.Module, resolve) -> Objec
             raise config_error("target_embedding is an object or a \"@shared_name\" reference", "target_embedding")
         with config_path("target_embedding"):
             te = resolve(te_cfg)
+            problems = contract_problems(te, TargetEmbedding)
+            if problems:
+                raise config_error(f"'{te_cfg}' is not a target embedding: {'; '.join(problems)}")
     else:
-        te = build(TARGET_EMBEDDINGS, te_cfg, key="target_embedding")
-    out_dim = getattr(te, "dim", None)
-    if out_dim is None:
-        raise config_error(f"target embedding '{te_cfg}' does not say its dim", "target_embedding")
-    decoder = build(DECODERS, cfg["decoder"], key="decoder", in_dim=encoder.dim, out_dim=out_dim)
-    target = build(TARGETS, cfg["target"], key="target")
+        te = build(TARGET_EMBEDDINGS, te_cfg, key="target_embedding", offer={"encoder_dim": encoder.dim},
+                   contract=conforms(TargetEmbedding))
+    how = cfg.get("select", "all")
+    if how not in SELECTORS:
+        raise config_error(f"unknown select '{how}'{nearest(how, SELECTORS.names())}", "select")
+    problems = contract_problems(SELECTORS.get(how), Selector)
+    if problems:
+        raise config_error(f"selector '{how}' does not satisfy the selector contract: {'; '.join(problems)}", "select")
+    decoder = build(DECODERS, cfg["decoder"], key="decoder", in_dim=encoder.dim, out_dim=te.dim,
+                    contract=conforms(Decoder))
+    target = build(TARGETS, cfg["target"], key="target", contract=conforms(Target))
     return Objective(name=name, input=cfg["input"], target_view=cfg["target_view"], target_embedding=te,
-                     decoder=decoder, target=target, select=cfg.get("select", "all"),
+                     decoder=decoder, target=target, select=SELECTORS.get(how),
                      weight=float(cfg.get("weight", 1.0)), loss_on=cfg.get("loss_on", "all"),
                      shared_target=shared_target)

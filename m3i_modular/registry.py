@@ -1,8 +1,11 @@
 """One Registry per family, filled by a decorator beside each class.
 
 `build(REGISTRY, cfg)` turns {"type": name, **kwargs} into an object, checking every key against the
-constructor's keyword arguments (and their annotated types) first. Nested builds inherit the JSON path of
-their parent through a context variable, so an error deep inside a text tower still names its full path.
+constructor's keyword arguments (and their annotated types) first, then (with `contract`) the object against
+its family's Protocol (m3i_modular/interfaces.py). Build arguments -- what the builder knows and the recipe
+does not, like a decoder's in_dim -- are passed only as the constructor declares them. Nested builds inherit
+the JSON path of their parent through a context variable, so an error deep inside a text tower still names
+its full path.
 """
 from __future__ import annotations
 
@@ -135,6 +138,7 @@ TARGET_EMBEDDINGS = Registry("target_embedding")
 DECODERS = Registry("decoder")
 TARGETS = Registry("target")
 BATCH_TRANSFORMS = Registry("batch_transform")
+SELECTORS = Registry("selector")            # an objective's "select": "all" here, mixing roles beside mix_views
 DATASETS = Registry("dataset")
 TRANSFORMS = Registry("transform")
 TOKENIZERS = Registry("tokenizer")
@@ -205,8 +209,31 @@ def check_kwargs(fn: Callable, kwargs: Dict[str, Any], *, what: str, skip=()) ->
             raise config_error(f"missing key '{name}' for {what}", name)
 
 
-def build(registry: Registry, cfg: Any, *, key: Any = "", **extra: Any) -> Any:
-    """Build a component from {"type": ..., **kwargs}; `extra` are runtime arguments not in the config."""
+# What each build argument is, for the error that names one a constructor lacks or a recipe sets.
+BUILD_ARGS = {"in_dim": "the online encoder's width", "out_dim": "the target embedding's width",
+              "encoder_dim": "the online encoder's width", "output_dir": "the run directory"}
+
+
+def _accepts(fn: Callable) -> Callable[[str], bool]:
+    """Whether `fn` (a class: its __init__) takes a keyword argument of a given name."""
+    params = inspect.signature(fn.__init__ if inspect.isclass(fn) else fn).parameters.values()
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return lambda name: True
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return lambda name: name in names
+
+
+def _origin(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
+
+
+def build(registry: Registry, cfg: Any, *, key: Any = "", offer: Optional[Dict[str, Any]] = None,
+          contract: Optional[Callable[[Any], List[str]]] = None, **extra: Any) -> Any:
+    """Build a component from {"type": ..., **kwargs}.
+
+    extra: build arguments every constructor of this call must take (a decoder's in_dim and out_dim);
+    offer: build arguments passed only to a constructor that names them (a target embedding's encoder_dim);
+    contract: a check of the built object, returning what it lacks (interfaces.conforms(Protocol))."""
     with config_path(key):
         if not isinstance(cfg, dict):
             raise config_error(f"expected an object with a 'type' for {registry.family}, got {cfg!r}")
@@ -214,7 +241,25 @@ def build(registry: Registry, cfg: Any, *, key: Any = "", **extra: Any) -> Any:
             raise config_error(f"missing key 'type' for {registry.family}"
                                f" (valid: {', '.join(registry.names())})", "type")
         cls = registry.get(cfg["type"])
+        what = f"{registry.family} '{cfg['type']}'"
+        given = {**(offer or {}), **extra}
+        for k in cfg:
+            if k in given:
+                raise config_error(f"'{k}' of {what} is not a recipe key: the builder passes it "
+                                   f"({BUILD_ARGS.get(k, 'a build argument')})", k)
         kwargs = {k: resolve_refs(v) for k, v in cfg.items() if k != "type"}
-        check_kwargs(cls, kwargs, what=f"{registry.family} '{cfg['type']}'", skip=tuple(extra))
+        check_kwargs(cls, kwargs, what=what, skip=tuple(given))
+        accepts = _accepts(cls)
+        for k in extra:  # a raw TypeError from the call below would be a traceback, not one line
+            if not accepts(k):
+                raise config_error(f"{what} ({_origin(cls)}) cannot be built: its constructor takes no '{k}' "
+                                   f"({BUILD_ARGS.get(k, 'a build argument')}), which every "
+                                   f"{registry.family} is given")
+        passed = {k: v for k, v in (offer or {}).items() if accepts(k)}
         with seeded_init(current_path()):
-            return cls(**kwargs, **extra)
+            obj = cls(**kwargs, **passed, **extra)
+        problems = contract(obj) if contract is not None else []
+        if problems:
+            raise config_error(f"{what} ({_origin(cls)}) does not satisfy the {registry.family} contract "
+                               f"(m3i_modular/interfaces.py): {'; '.join(problems)}")
+        return obj

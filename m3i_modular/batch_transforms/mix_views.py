@@ -1,17 +1,21 @@
-"""`mix_views`: M3I's cross-sample input (DESIGN §6). The pixels of image A's view and image B's view are
+"""`mix_views`: M3I's cross-sample input. The pixels of image A's view and image B's view are
 combined under a block map aligned to the token stride; B is the roll-paired sample i - 1, so image i is A in
 mixed input i and B in input i + 1 and every image feeds every objective.
 
-Writes batch["views"][output] and batch["mix"][output] = {"owner": (B, L) long, 0 = A, 1 = B, "shift": 1,
-"source": source}; selection.select() reads them. Randomness comes from the global torch RNG, which the
-trainer saves and restores, so a resumed run draws the same maps.
+Writes batch["views"][output], batch["mix"][output] = {"owner": (B, L) long, 0 = A, 1 = B, "shift": 1,
+"source": source} (read by the selectors "a", "b" and "both" registered below) and, with attention "within",
+batch["attn_masks"][output]. Randomness comes from the global torch RNG, which the trainer saves and
+restores, so a resumed run draws the same maps.
 """
 from typing import Tuple
 
 import torch
 from torch import nn
 
-from ..registry import BATCH_TRANSFORMS, config_error
+from ..errors import ConfigError
+from ..interfaces import Encoded, Selection
+from ..registry import BATCH_TRANSFORMS, SELECTORS, config_error
+from ..selection import role_selection, stack_rows
 
 
 def block_owner_map(batch: int, grid: Tuple[int, int], block: int, n_b: int, *,
@@ -40,7 +44,7 @@ def block_owner_map(batch: int, grid: Tuple[int, int], block: int, n_b: int, *,
 class MixViews(nn.Module):
     """ratio: share of the L token positions given to image B (A keeps L - round(ratio * L)).
     block: side of the mixing blocks, in tokens. patch_size: the token stride in pixels (the embedding's).
-    attention: "across" (DESIGN §6 default: every token attends to both images) or "within" (a token attends
+    attention: "across" (M3I's default: every token attends to both images) or "within" (a token attends
     only to its own image's tokens, as MixMIM does; the encoder then cannot blend the two images, which lets
     small models learn the global objectives from a mixed input)."""
 
@@ -85,7 +89,41 @@ class MixViews(nn.Module):
         out = dict(batch)
         out["views"] = dict(views, **{self.output: mixed})
         info = {"owner": owner, "shift": self.shift, "source": self.source}
-        if self.attention == "within":
-            info["attn_mask"] = (owner[:, :, None] == owner[:, None, :]).unsqueeze(1)   # (B, 1, L, L)
         out["mix"] = dict(batch.get("mix", {}), **{self.output: info})
+        if self.attention == "within":
+            mask = (owner[:, :, None] == owner[:, None, :]).unsqueeze(1)                # (B, 1, L, L)
+            out["attn_masks"] = dict(batch.get("attn_masks", {}), **{self.output: mask})
         return out
+
+
+# -- the roles of a mixed input, as an objective's "select" ------------------------------------------------
+
+def _role(enc: Encoded, batch: dict, role: int, how: str) -> Selection:
+    mix = batch.get("mix", {}).get(enc.name)
+    if mix is None:
+        raise ConfigError(f"select '{how}' needs a mixed input, but input '{enc.name}' is not made by a "
+                          f"mixing batch transform: use select 'all' or mix the views first")
+    b = enc.z.shape[0]
+    rows = torch.arange(b, device=enc.z.device)
+    if role == 1:
+        rows = (rows - mix["shift"]) % b                   # input i holds image i - shift as B
+    geometry = batch["geometry"][mix["source"]].index_select(0, rows)
+    return role_selection(enc, mix["owner"] == role, rows, geometry=geometry, view=mix["source"])
+
+
+@SELECTORS.register("a")
+def select_a(enc: Encoded, batch: dict) -> Selection:
+    """Image A's tokens of a mixed input (row i: sample i)."""
+    return _role(enc, batch, 0, "a")
+
+
+@SELECTORS.register("b")
+def select_b(enc: Encoded, batch: dict) -> Selection:
+    """Image B's tokens of a mixed input (row i: sample i - shift, the roll-paired partner)."""
+    return _role(enc, batch, 1, "b")
+
+
+@SELECTORS.register("both")
+def select_both(enc: Encoded, batch: dict) -> Selection:
+    """A's rows then B's rows: every image once in each role (global objectives average the two)."""
+    return stack_rows([select_a(enc, batch), select_b(enc, batch)])

@@ -1,19 +1,16 @@
 """Attention pooling: a learned query attends over an image's (or text's) selected tokens, then a linear or
 MLP head (CoCa / ViT-22B style global readout; an alternative to mean pooling for global objectives)."""
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..interfaces import Query, Selection
+from ..interfaces import Selection
 from ..registry import DECODERS, config_error
 from .pool import make_head
 
 
 @DECODERS.register("attention_pool")
 class AttentionPoolDecoder(nn.Module):
-    needs_query = False
 
     def __init__(self, *, in_dim: int, out_dim: int, heads: int = 4, queries: int = 1, head: str = "linear",
                  hidden: int = 0, layers: int = 2, mlp_norm: str = "batch", l2_normalize: bool = False,
@@ -36,7 +33,7 @@ class AttentionPoolDecoder(nn.Module):
             nn.init.xavier_uniform_(m.weight)
             nn.init.zeros_(m.bias)
 
-    def forward(self, sel: Selection, query: Optional[Query] = None) -> torch.Tensor:
+    def forward(self, sel: Selection) -> torch.Tensor:
         z = self.norm(sel.z)
         b, n, d = z.shape
         h = self.heads

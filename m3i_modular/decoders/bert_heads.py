@@ -1,17 +1,14 @@
 """Per-token head: BERT's MLM transform (Linear -> GELU -> LayerNorm), or an identity / projection for
 GPT whose final norm is in the encoder. The vocabulary logits come from the tied target embedding."""
-from typing import Optional
-
 import torch
 from torch import nn
 
-from ..interfaces import Query, Selection
+from ..interfaces import Selection
 from ..registry import DECODERS
 
 
 @DECODERS.register("mlm_head")
 class TokenHead(nn.Module):
-    needs_query = False
 
     def __init__(self, *, in_dim: int, out_dim: int, transform: bool = True, eps: float = 1e-12):
         super().__init__()
@@ -23,7 +20,7 @@ class TokenHead(nn.Module):
             nn.init.normal_(self.dense.weight, std=0.02)
             nn.init.zeros_(self.dense.bias)
 
-    def forward(self, sel: Selection, query: Optional[Query] = None) -> torch.Tensor:
+    def forward(self, sel: Selection) -> torch.Tensor:
         z = sel.z
         if self.dense is not None:
             z = self.norm(self.act(self.dense(z)))
@@ -34,12 +31,11 @@ class TokenHead(nn.Module):
 class ClsPooler(nn.Module):
     """BERT's pooler + sentence head: the first token -> Linear -> tanh -> Linear (NSP / SOP heads of
     converted checkpoints keep their exact function)."""
-    needs_query = False
 
     def __init__(self, *, in_dim: int, out_dim: int):
         super().__init__()
         self.dense = nn.Linear(in_dim, in_dim)
         self.out = nn.Linear(in_dim, out_dim)
 
-    def forward(self, sel: Selection, query: Optional[Query] = None) -> torch.Tensor:
+    def forward(self, sel: Selection) -> torch.Tensor:
         return self.out(torch.tanh(self.dense(sel.z[:, 0])))

@@ -1,11 +1,9 @@
 """Pool + head: a global prediction from an image's (or text's) own tokens."""
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..interfaces import Query, Selection
+from ..interfaces import Selection
 from ..registry import DECODERS
 
 
@@ -53,7 +51,6 @@ def make_head(head: str, in_dim: int, out_dim: int, hidden: int = 0, layers: int
 
 @DECODERS.register("pool")
 class PoolDecoder(nn.Module):
-    needs_query = False
 
     def __init__(self, *, in_dim: int, out_dim: int, pool: str = "mean", head: str = "linear",
                  hidden: int = 0, layers: int = 2, norm: bool = False, l2_normalize: bool = False,
@@ -65,6 +62,6 @@ class PoolDecoder(nn.Module):
         self.norm = nn.LayerNorm(in_dim) if norm else nn.Identity()
         self.head = make_head(head, in_dim, out_dim, hidden, layers, mlp_norm, last_norm)
 
-    def forward(self, sel: Selection, query: Optional[Query] = None) -> torch.Tensor:
+    def forward(self, sel: Selection) -> torch.Tensor:
         out = self.head(self.norm(pool_tokens(sel, self.pool)))
         return F.normalize(out, dim=-1) if self.l2 else out

@@ -3,20 +3,18 @@ predictions (MAE's decoder, SiameseIM / M3I's view-relative predictor).
 
 Positions are sin-cos of the (x, y) patch coordinates in the INPUT view's frame, concatenated with sin-cos
 of 10 * log(relative scale), then a Linear; with identical views this is the standard grid."""
-from typing import Optional
-
 import torch
 from torch import nn
 
 from ..interfaces import Query, Selection
 from ..layers.block import TransformerBlock
-from ..layers.positions import grid_centres, sincos_1d, sincos_2d
+from ..layers.positions import grid_centres, sincos_2d
 from ..registry import DECODERS
 
 
 @DECODERS.register("transformer_predictor")
 class TransformerPredictor(nn.Module):
-    needs_query = True
+    needs = ("query",)  # the target view's token positions in the input view's frame
 
     def __init__(self, *, in_dim: int, out_dim: int, layers: int = 4, dim: int = 512, heads: int = 8,
                  mlp_ratio: float = 4.0, pos_dim: int = 0, relative_scale: bool = True, eps: float = 1e-6):
@@ -47,8 +45,8 @@ class TransformerPredictor(nn.Module):
             feats.append(s)
         return self.pos_proj(torch.cat(feats, dim=-1))
 
-    def forward(self, sel: Selection, query: Optional[Query] = None) -> torch.Tensor:
-        if query is None or sel.grid is None:
+    def forward(self, sel: Selection, query: Query) -> torch.Tensor:
+        if sel.grid is None:
             raise ValueError("transformer_predictor needs image tokens with a grid and a target view")
         b, dev = sel.z.shape[0], sel.z.device
         x = self.embed(sel.z[:, sel.prefix:])

@@ -2,12 +2,12 @@
 sub-module (`<objective>.decoder.projector`) so a momentum tower can copy it as the target's head.
 `tied`: another objective's decoder, reused with its parameters (a loss symmetrised over two views reads
 view1 -> view2 and view2 -> view1 through one projector and one predictor)."""
-from typing import Optional
+from typing import Any, Tuple
 
 import torch
 from torch import nn
 
-from ..interfaces import Query, Selection
+from ..interfaces import Borrowed, Selection, needs_of, resolve_part
 from ..registry import DECODERS, config_error
 from .pool import PoolDecoder, make_head
 
@@ -18,7 +18,6 @@ class ProjectorPredictor(nn.Module):
     predictor: `predictor_layers`-layer MLP (out_dim -> out_dim). `*_last_norm` ends an MLP with an
     affine-free BatchNorm (MoCo v3: on the projector, not on the predictor)."""
 
-    needs_query = False
 
     def __init__(self, *, in_dim: int, out_dim: int, pool: str = "mean", projector_hidden: int = 0,
                  projector_layers: int = 2, projector_last_norm: bool = False, predictor_hidden: int = 0,
@@ -32,8 +31,8 @@ class ProjectorPredictor(nn.Module):
         self.predictor = make_head("mlp", out_dim, out_dim, predictor_hidden, predictor_layers, mlp_norm,
                                    predictor_last_norm)
 
-    def forward(self, sel: Selection, query: Optional[Query] = None) -> torch.Tensor:
-        return self.predictor(self.projector(sel, query))
+    def forward(self, sel: Selection) -> torch.Tensor:
+        return self.predictor(self.projector(sel))
 
 
 @DECODERS.register("tied")
@@ -47,20 +46,18 @@ class TiedDecoder(nn.Module):
             raise config_error(f"'to' names another objective's decoder (objectives.NAME.decoder), got '{to}'",
                                "to")
         self.to, self.in_dim, self.out_dim = to, in_dim, out_dim
+        self._tied = Borrowed(f"tied decoder '{to}'")  # its parameters stay with the objective that owns them
 
     @property
-    def needs_query(self) -> bool:
-        return getattr(self.__dict__.get("_tied"), "needs_query", False)
+    def needs(self) -> Tuple[str, ...]:
+        """The tied decoder's needs (none until bind(model) found it)."""
+        return needs_of(self._tied.get()) if self._tied.bound else ()
 
     def bind(self, model: nn.Module) -> None:
-        from ..target_embeddings.online import resolve_part
         tied = resolve_part(model, self.to)
         if isinstance(tied, TiedDecoder):
             raise config_error(f"'{self.to}' is itself a tied decoder: point at the decoder that owns the weights")
-        self.__dict__["_tied"] = tied
+        self._tied.set(tied)
 
-    def forward(self, sel: Selection, query: Optional[Query] = None) -> torch.Tensor:
-        tied = self.__dict__.get("_tied")
-        if tied is None:
-            raise RuntimeError("tied decoder used before bind(model)")
-        return tied(sel, query)
+    def forward(self, sel: Selection, **needed: Any) -> torch.Tensor:
+        return self._tied.get()(sel, **needed)

@@ -3,25 +3,24 @@ sequence enters through the decoder's own input embedding, causal self-attention
 cross-attention reads the encoder's tokens z_x. Position t reads target token t and answers for the next
 token, so it pairs with a `tied_word` target embedding in mode "next" (index = token t+1).
 
-The objective hands the target ids over as `target_input` (see `needs_target_input`), the rows of
-batch[target_view] that the selection kept.
+It declares the need "target_input": the objective hands over the rows of batch[target_view] that the
+selection kept.
 """
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..embeddings import build_embedding
 from ..encoders.transformer import _init_weights
-from ..interfaces import Query, Selection
+from ..interfaces import Selection
 from ..layers.cross_block import DecoderBlock
 from ..registry import DECODERS, config_error
 
 
 @DECODERS.register("seq2seq")
 class Seq2SeqDecoder(nn.Module):
-    needs_query = False
-    needs_target_input = True
+    needs = ("target_input",)  # teacher forcing reads the target sequence
 
     def __init__(self, *, in_dim: int, out_dim: int, input_embedding: Any, layers: int, heads: int,
                  dim: int = 0, mlp_ratio: float = 4.0, norm: str = "post", dropout: float = 0.0,
@@ -32,9 +31,9 @@ class Seq2SeqDecoder(nn.Module):
         if norm not in ("pre", "post"):
             raise config_error(f"norm must be pre or post, got {norm!r}", "norm")
         self.embedding = build_embedding(input_embedding, key="input_embedding")
-        emb_dim = getattr(getattr(self.embedding, "word", self.embedding), "dim", None)
-        self.dim, self.pad_id = dim or emb_dim or in_dim, pad_id  # default: the input embedding's width
-        if emb_dim is not None and emb_dim != self.dim:
+        emb_dim = self.embedding.dim
+        self.dim, self.pad_id = dim or emb_dim, pad_id  # default: the input embedding's width
+        if emb_dim != self.dim:
             raise config_error(f"dim {self.dim} differs from the input embedding's dim {emb_dim}", "dim")
         if self.dim % heads:
             raise config_error(f"dim {self.dim} is not divisible by heads {heads}", "heads")
@@ -48,10 +47,7 @@ class Seq2SeqDecoder(nn.Module):
         self.memory_proj.apply(_init_weights)
         self.proj.apply(_init_weights)
 
-    def forward(self, sel: Selection, query: Optional[Query] = None, *,
-                target_input: Optional[torch.Tensor] = None) -> torch.Tensor:
-        if target_input is None:
-            raise ValueError("the seq2seq decoder needs the teacher-forced target ids (target_input)")
+    def forward(self, sel: Selection, *, target_input: torch.Tensor) -> torch.Tensor:
         tokens = self.embedding(target_input)
         x = tokens.x
         self_mask = None

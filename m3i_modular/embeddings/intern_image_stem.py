@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..registry import EMBEDDINGS, config_error
-from .tokens import Tokens
+from ..interfaces import Tokens
 
 
 @EMBEDDINGS.register("intern_image_stem")
@@ -39,7 +39,7 @@ class InternImageStem(nn.Module):
             return norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return norm(x)
 
-    def forward(self, image: torch.Tensor, tokens: Optional[Tokens] = None, **ctx) -> Tokens:
+    def forward(self, image: torch.Tensor, tokens: Optional[Tokens] = None) -> Tokens:
         x = self.act(self._norm(self.norm1, self.conv1(image)))
         x = self._norm(self.norm2, self.conv2(x))
         grid = (x.shape[2], x.shape[3])

@@ -6,7 +6,7 @@ from torch import nn
 
 from ..layers.positions import grid_centres, sincos_2d
 from ..registry import EMBEDDINGS
-from .tokens import Tokens
+from ..interfaces import Tokens
 
 
 @EMBEDDINGS.register("patch")
@@ -37,7 +37,7 @@ class PatchEmbedding(nn.Module):
         if self.cls_token is not None:
             nn.init.normal_(self.cls_token, std=0.02)
 
-    def forward(self, image: torch.Tensor, tokens: Optional[Tokens] = None, **ctx) -> Tokens:
+    def forward(self, image: torch.Tensor, tokens: Optional[Tokens] = None) -> Tokens:
         x = self.proj(image)
         grid = (x.shape[2], x.shape[3])
         x = x.flatten(2).transpose(1, 2)
@@ -47,10 +47,11 @@ class PatchEmbedding(nn.Module):
             x = x + self.pos_embed.to(x.dtype)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
-        return Tokens(x=x, grid=grid, patch_size=self.patch_size)
+        return Tokens(x=x, grid=grid, patch_size=self.patch_size, prefix=self.num_prefix)
 
     @property
     def num_prefix(self) -> int:
+        """Leading non-grid tokens (the CLS token); the model reads it from Tokens.prefix."""
         return 0 if self.cls_token is None else 1
 
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..layers.positions import sincos_1d
 from ..registry import EMBEDDINGS, config_error
-from .tokens import Tokens
+from ..interfaces import Tokens
 
 
 @EMBEDDINGS.register("speech")
@@ -45,7 +45,7 @@ class SpeechEmbedding(nn.Module):
         else:
             self.pos_embed = None
 
-    def forward(self, feats: torch.Tensor, tokens: Optional[Tokens] = None, **ctx) -> Tokens:
+    def forward(self, feats: torch.Tensor, tokens: Optional[Tokens] = None) -> Tokens:
         if feats.ndim != 3 or feats.shape[-1] != self.n_mels:
             raise ValueError(f"speech embedding takes fbank features (B, T, {self.n_mels}), got "
                              f"{tuple(feats.shape)}: check fbank's num_mel_bins against n_mels")

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..embeddings.tokens import Tokens
+from ..interfaces import Tokens
 from ..layers.drop_path import DropPath
 from ..ops.dcnv3 import DCNv3
 from ..registry import ENCODERS, config_error

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..embeddings.tokens import Tokens
+from ..interfaces import Tokens
 from ..layers.block import TransformerBlock
 from ..registry import ENCODERS
 

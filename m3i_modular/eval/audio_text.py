@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from ..data.audio import Audio
 from ..data.views.pipeline import apply_view, view_field
 from ..errors import ConfigError, DataError
+from ..interfaces import QUERY, needs_of
 from ..registry import TRANSFORMS, build, config_path, nearest
 from ..selection import select
 
@@ -91,7 +92,7 @@ def encode_audio(pretrained: Any, clips: Sequence[Any], objective: Optional[str]
         if objective not in model.objectives:
             raise ConfigError(f"no objective '{objective}' in this model{nearest(objective, model.objectives)}")
         decoder = model.objectives[objective].decoder
-        if getattr(decoder, "needs_query", False):
+        if QUERY in needs_of(decoder):
             raise ConfigError(f"objective '{objective}' has a per-token predictor, not a projector")
     out = []
     for i in range(0, len(clips), batch_size):
@@ -99,7 +100,7 @@ def encode_audio(pretrained: Any, clips: Sequence[Any], objective: Optional[str]
         batch = {"views": {"input": x}}
         enc = model.encode(batch, "input")
         sel = select(enc, "all", batch)
-        out.append(decoder(sel, None) if decoder is not None else sel.z[:, sel.prefix:].mean(1))
+        out.append(decoder(sel) if decoder is not None else sel.z[:, sel.prefix:].mean(1))
     return torch.cat(out)
 
 

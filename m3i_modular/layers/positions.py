@@ -1,4 +1,5 @@
-"""Position helpers: sin-cos tables, patch-grid centres and view-relative positions (DESIGN §6)."""
+"""Position helpers: sin-cos tables, patch-grid centres and view-relative positions
+(SiameseIM / M3I: target patch centres mapped into the input view's frame)."""
 from typing import Tuple
 
 import torch

@@ -14,10 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..embeddings.tokens import encoder_output_tokens
-from ..interfaces import Selection, TargetOut
-from ..registry import TARGET_EMBEDDINGS, config_error, resolve_refs
-from .online import pool_tokens_all, resolve_part
+from ..interfaces import Borrowed, Selection, TargetOut, encoder_output_tokens, resolve_part
+from ..registry import TARGET_EMBEDDINGS, config_error
+from .online import pool_tokens_all
 
 
 @TARGET_EMBEDDINGS.register("momentum")
@@ -28,13 +27,14 @@ class MomentumTower(nn.Module):
     (data2vec: the average of the last `top_k` blocks' outputs, each instance-normalised over its tokens).
     norm: "layernorm" (LayerNorm without affine parameters, SiameseIM / M3I) or "none".
     pool: "none" (per-token targets with their grid), "mean" or "cls" (one vector per image).
-    dim: the output width; 0 = the encoder's (set it when a head changes the width).
+    dim: the output width; 0 = the online encoder's (set it when a head changes the width, or when `of`
+    copies another encoder).
     batch_norm: "running" (the teacher's BatchNorm layers use their running statistics, copied from the online
     model) or "batch" (while training they use the batch's statistics: BYOL / MoCo v3 projector heads)."""
 
     def __init__(self, *, of: List[str] = ("embedding", "encoder"), momentum: Tuple[float, float] = (0.99, 1.0),
                  feature: str = "last_block", norm: str = "layernorm", pool: str = "none", dim: int = 0,
-                 eps: float = 1e-6, top_k: int = 0, batch_norm: str = "running"):
+                 eps: float = 1e-6, top_k: int = 0, batch_norm: str = "running", encoder_dim: int = 0):
         super().__init__()
         of = list(of)
         if len(of) < 2:
@@ -56,13 +56,14 @@ class MomentumTower(nn.Module):
         self.of, self.momentum = of, (float(momentum[0]), float(momentum[1]))
         self.feature, self.norm, self.pool, self.eps, self.top_k = feature, norm, pool, eps, top_k
         self.current_momentum = self.momentum[0]
-        if not dim:  # the encoder is built before "shared": ask it for its width
-            enc = resolve_refs("@" + of[1])
-            dim = getattr(enc, "dim", 0) if not isinstance(enc, str) else 0
-            if not dim:
+        if not dim:
+            if of[1] != "encoder" or not encoder_dim:  # the builder passes the online encoder's width only
                 raise config_error(f"cannot read the width of '{of[1]}' here: set 'dim'", "dim")
+            dim = encoder_dim
         self.dim = dim
         self.copies = nn.ModuleList()
+        # the online parts it follows: references only, so they are not saved twice nor EMA'd into
+        self._online = tuple(Borrowed(f"momentum source '{name}'") for name in of)
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def bind(self, model: nn.Module) -> None:
@@ -71,7 +72,8 @@ class MomentumTower(nn.Module):
         if self.top_k and blocks is not None and self.top_k > len(blocks):  # fail at build, not mid-run
             raise config_error(f"momentum top_k is {self.top_k} but '{self.of[1]}' has {len(blocks)} blocks: "
                                f"set top_k <= {len(blocks)}", "top_k")
-        self.__dict__["_online"] = online          # references only: not saved twice, not EMA'd into
+        for ref, module in zip(self._online, online):
+            ref.set(module)
         self.copies = nn.ModuleList(copy.deepcopy(m) for m in online)
         for p in self.copies.parameters():
             p.requires_grad_(False)
@@ -95,7 +97,8 @@ class MomentumTower(nn.Module):
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
         m = self.momentum_at(step, total_steps)
         self.current_momentum = m
-        for src, dst in zip(self.__dict__["_online"], self.copies):
+        for ref, dst in zip(self._online, self.copies):
+            src = ref.get()
             ema = list(dst.parameters())
             cur = [p.detach() for p in src.parameters()]
             if ema:
@@ -106,8 +109,8 @@ class MomentumTower(nn.Module):
 
     @torch.no_grad()
     def after_init_from(self) -> None:
-        for src, dst in zip(self.__dict__["_online"], self.copies):
-            dst.load_state_dict(src.state_dict())
+        for ref, dst in zip(self._online, self.copies):
+            dst.load_state_dict(ref.get().state_dict())
 
     # -- targets ----------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -126,7 +129,7 @@ class MomentumTower(nn.Module):
         tokens = encoder_output_tokens(enc, tokens, z)  # a strided encoder changes the grid
         if self.norm == "layernorm":
             z = F.layer_norm(z.float(), z.shape[-1:], eps=self.eps)
-        prefix = getattr(emb, "num_prefix", 0)
+        prefix = tokens.prefix
         b = z.shape[0]
         valid = torch.ones(b, dtype=torch.bool, device=z.device)
         rows = torch.arange(b, device=z.device)

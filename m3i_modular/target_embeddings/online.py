@@ -1,25 +1,11 @@
 """`online` (SimCLR: the other view through the online tower itself, with gradient) and `stopgrad` (SimSiam:
 the same without gradient). The tower is the model's own embedding and encoder, found in bind(model) and
 held by reference, so nothing is copied or saved twice."""
-from typing import Optional
-
 import torch
 from torch import nn
 
-from ..interfaces import Selection, TargetOut
-from ..registry import TARGET_EMBEDDINGS, config_error, resolve_refs
-
-
-def resolve_part(model: nn.Module, path: str) -> nn.Module:
-    """A dotted path into the assembled model ("encoder", "objectives.simclr.decoder")."""
-    obj = model
-    for name in path.split("."):
-        if not hasattr(obj, name):
-            raise config_error(f"model has no part '{path}' (stuck at '{name}')")
-        obj = getattr(obj, name)
-    if not isinstance(obj, nn.Module):
-        raise config_error(f"'{path}' is not a module")
-    return obj
+from ..interfaces import Borrowed, Selection, TargetOut, resolve_part
+from ..registry import TARGET_EMBEDDINGS, config_error
 
 
 def pool_tokens_all(z: torch.Tensor, how: str, prefix: int) -> torch.Tensor:
@@ -38,7 +24,7 @@ class OnlineTower(nn.Module):
 
     detach = False
 
-    def __init__(self, *, pool: str = "mean", head: str = "", dim: int = 0):
+    def __init__(self, *, pool: str = "mean", head: str = "", dim: int = 0, encoder_dim: int = 0):
         super().__init__()
         if pool not in ("none", "mean", "cls"):
             raise config_error(f"pool must be none, mean or cls, got '{pool}'", "pool")
@@ -46,15 +32,19 @@ class OnlineTower(nn.Module):
         if not dim:
             if head:
                 raise config_error("set 'dim' to the head's output width", "dim")
-            enc = resolve_refs("@encoder")
-            dim = getattr(enc, "dim", 0) if not isinstance(enc, str) else 0
-            if not dim:
+            if not encoder_dim:  # built outside a model: nobody passed the encoder's width
                 raise config_error("cannot read the encoder's width here: set 'dim'", "dim")
+            dim = encoder_dim
         self.dim = dim
+        # the online tower itself: references, so nothing is copied or saved twice
+        self._embedding, self._encoder = Borrowed("online embedding"), Borrowed("online encoder")
+        self._head = Borrowed(f"online head '{head}'")
 
     def bind(self, model: nn.Module) -> None:
-        self.__dict__["_model"] = model
-        self.__dict__["_head"] = resolve_part(model, self.head_path) if self.head_path else None
+        self._embedding.set(model.embedding)
+        self._encoder.set(model.encoder)
+        if self.head_path:
+            self._head.set(resolve_part(model, self.head_path))
 
     def forward(self, batch: dict, *, view: str) -> TargetOut:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.detach):
@@ -65,17 +55,14 @@ class OnlineTower(nn.Module):
         return out
 
     def _forward(self, batch: dict, view: str) -> TargetOut:
-        model: Optional[nn.Module] = self.__dict__.get("_model")
-        if model is None:
-            raise RuntimeError("online target embedding used before bind(model)")
         images = batch["views"][view]
-        tokens = model.embedding(images)
-        z = model.encoder(tokens)
-        prefix = getattr(model.embedding, "num_prefix", 0)
+        tokens = self._embedding.get()(images)
+        z = self._encoder.get()(tokens)
+        prefix = tokens.prefix
         b = z.shape[0]
         rows = torch.arange(b, device=z.device)
         valid = torch.ones(b, dtype=torch.bool, device=z.device)
-        head = self.__dict__["_head"]
+        head = self._head.get() if self.head_path else None
         if self.pool == "none":
             out = z[:, prefix:]
             if head is not None:

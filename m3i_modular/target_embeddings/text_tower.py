@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..embeddings import build_embedding
-from ..interfaces import TargetOut
+from ..interfaces import Encoder, TargetOut, conforms
 from ..registry import ENCODERS, TARGET_EMBEDDINGS, build, config_error
 
 
@@ -24,7 +24,7 @@ class TextTower(nn.Module):
         self.embedding = build_embedding(embedding, key="embedding")
         enc_cfg = dict(encoder)
         enc_cfg.setdefault("causal", True)
-        self.encoder = build(ENCODERS, enc_cfg, key="encoder")
+        self.encoder = build(ENCODERS, enc_cfg, key="encoder", contract=conforms(Encoder))
         self.proj = nn.Linear(self.encoder.dim, dim, bias=False)
         nn.init.normal_(self.proj.weight, std=self.encoder.dim ** -0.5)
 

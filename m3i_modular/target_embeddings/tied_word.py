@@ -7,7 +7,7 @@ mode "next":   index = the id one position later (causal LM); the last position 
 import torch
 from torch import nn
 
-from ..interfaces import TargetOut
+from ..interfaces import Borrowed, TargetOut
 from ..registry import TARGET_EMBEDDINGS, config_error
 
 
@@ -21,10 +21,15 @@ class TiedWordTargets(nn.Module):
         if not isinstance(getattr(word, "weight", None), torch.Tensor):
             raise config_error("'word' must name a word embedding, e.g. \"@embedding.word\"", "word")
         # a reference, not a submodule: the weight is saved (and optimised) once, with the embedding
-        self.__dict__["word"] = word
+        self._word = Borrowed("tied word embedding", word)
         self.mode, self.mask_key, self.pad_id = mode, mask_key, pad_id
         vocab, self.dim = word.weight.shape
         self.bias = nn.Parameter(torch.zeros(vocab)) if bias else None
+
+    @property
+    def word(self) -> nn.Module:
+        """The input word embedding whose weight is the candidate set."""
+        return self._word.get()
 
     def forward(self, batch: dict, *, view: str = "text") -> TargetOut:
         ids = batch[view]

@@ -3,8 +3,8 @@ import torch
 
 from m3i_modular.batch_transforms.mix_views import MixViews, block_owner_map
 from m3i_modular.errors import ConfigError
-from m3i_modular.selection import Encoded, select
-from m3i_modular.embeddings.tokens import Tokens
+from m3i_modular.interfaces import Encoded, Tokens
+from m3i_modular.selection import select
 
 
 def _batch(b=6, size=16):
@@ -101,7 +101,7 @@ def test_attention_within_keeps_the_two_images_apart():
     torch.manual_seed(5)
     b, p = 4, 4
     out = MixViews(patch_size=p, ratio=0.5, block=2, attention="within")(_batch(b))
-    mask, owner = out["mix"]["mixed"]["attn_mask"], out["mix"]["mixed"]["owner"]
+    mask, owner = out["attn_masks"]["mixed"], out["mix"]["mixed"]["owner"]
     assert mask.shape == (b, 1, 16, 16)
     assert torch.equal(mask[:, 0], owner[:, :, None] == owner[:, None, :])
     # an encoder under the mask: changing image B's tokens leaves image A's outputs unchanged

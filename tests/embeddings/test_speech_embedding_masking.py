@@ -74,7 +74,7 @@ def test_replace_mode_keeps_positions_and_losses_only_masked_tokens():
     assert float(out["mf_count"]) == float(mask.sum())                # loss_on masked: masked tokens only
     # the loss is the mean over masked tokens of the per-token MSE
     enc = model.encode(batch, "audio")
-    pred = model.objectives["mf"].decoder(type("S", (), {"z": enc.z, "prefix": 0})(), None)
+    pred = model.objectives["mf"].decoder(type("S", (), {"z": enc.z, "prefix": 0})())
     tgt = model.objectives["mf"].target_embedding(batch, view="audio").value
     per = (pred - tgt).pow(2).mean(-1)
     assert torch.allclose(out["mf_loss"], per[mask].mean(), atol=1e-5)

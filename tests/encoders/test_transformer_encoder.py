@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from m3i_modular.embeddings.tokens import Tokens
+from m3i_modular.interfaces import Tokens
 from m3i_modular.encoders.transformer import TransformerEncoder
 from m3i_modular.layers.positions import grid_centres, sincos_2d
 

@@ -11,7 +11,7 @@ def test_loss_matches_design_formula_and_mean_baseline():
     mask = torch.rand(b, n) > 0.4
     loss, m = GaussianTarget(second_moment_weight=0.02, mean_baseline=True)(
         p, TargetOut(valid=torch.ones(b, dtype=torch.bool), value=t), mask)
-    # DESIGN §6: pos = mean_i ||p_i - t_i||^2 over the loss tokens; C = T^T T / M over all target tokens;
+    # M3I / UniGrad: pos = mean_i ||p_i - t_i||^2 over the loss tokens; C = T^T T / M over all target tokens;
     # neg = mean_i p_i^T C p_i; loss = (pos + 0.02 neg) / D
     T = t.reshape(-1, d)
     C = T.T @ T / T.shape[0]
