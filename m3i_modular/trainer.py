@@ -5,8 +5,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass, field, fields
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
@@ -16,47 +15,8 @@ from . import checkpoint as ckpt
 from . import loggers as _loggers  # noqa: F401  (registration)
 from .distributed import DistEnv, all_mean, gather_bytes
 from .data.skips import SkipTally
-from .registry import LOGGERS, build, check_kwargs, config_error, config_path
-
-
-@dataclass
-class TrainConfig:
-    total_steps: int
-    batch_size: int
-    precision: str = "fp32"
-    grad_accum: int = 1
-    clip_grad: float = 0.0
-    seed: int = 0
-    log_every: int = 10
-    save_every: int = 0
-    keep_last: int = 3
-    output_dir: str = "runs/default"
-    loggers: List[str] = field(default_factory=lambda: ["jsonl"])
-    num_workers: int = 2
-    compile: bool = False
-    device: str = "auto"
-    find_unused_parameters: bool = False
-    progress: bool = True
-
-    @classmethod
-    def from_config(cls, cfg: dict, *, world: int = 1) -> "TrainConfig":
-        with config_path("train", absolute=True):
-            check_kwargs(cls, cfg, what="train")
-            tc = cls(**cfg)
-            if tc.precision not in ("fp32", "bf16", "fp16"):
-                raise config_error(f"precision must be fp32, bf16 or fp16, got '{tc.precision}'", "precision")
-            if tc.total_steps < 1 or tc.batch_size < 1 or tc.grad_accum < 1:
-                raise config_error("total_steps, batch_size and grad_accum must be >= 1")
-            for i, name in enumerate(tc.loggers):
-                with config_path(f"loggers[{i}]"):
-                    LOGGERS.get(name)
-            if tc.batch_size % (world * tc.grad_accum):
-                raise config_error(f"batch_size {tc.batch_size} does not split over {world} ranks x grad_accum "
-                                   f"{tc.grad_accum}: make it a multiple of {world * tc.grad_accum}", "batch_size")
-        return tc
-
-    def as_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+from .registry import LOGGERS, build, config_path
+from .sections import TrainConfig
 
 
 def seed_everything(seed: int) -> None:

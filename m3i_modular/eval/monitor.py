@@ -6,47 +6,12 @@ Every `knn_every` steps (and at the last step) the online tower's mean-pooled fe
 training-split and `knn_val` held-out samples are scored with weighted k-NN; the accuracy lands in
 metrics.jsonl as `knn_acc`. The images are rendered once and kept, so each call costs two forward passes.
 """
-from dataclasses import dataclass, fields
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
-from ..registry import check_kwargs, config_error, config_path
+from ..sections import EvalConfig
 from .features import build_split_source, extract_features, load_split
 from .knn import knn_accuracy
 from .transform import eval_transform
-
-
-@dataclass
-class EvalConfig:
-    knn_every: int = 0          # 0: no k-NN monitor
-    knn_train: int = 1000
-    knn_val: int = 500
-    k: int = 20
-    temperature: float = 0.07
-    batch_size: int = 256
-    source: int = 0             # which data source (its train / val splits)
-    view: Optional[str] = None  # the view whose size and normalisation the eval transform copies
-
-    @classmethod
-    def from_config(cls, cfg: Any, *, log_every: int = 1) -> "EvalConfig":
-        with config_path("eval", absolute=True):
-            if not isinstance(cfg, dict):
-                raise config_error(f"expected an object like {{\"knn_every\": 100, \"k\": 20}}, got {cfg!r}")
-            check_kwargs(cls, cfg, what="eval")
-            ec = cls(**cfg)
-            for f in ("knn_every", "knn_train", "knn_val", "k", "batch_size"):
-                if getattr(ec, f) < (0 if f == "knn_every" else 1):
-                    raise config_error(f"{f} must be {'>= 0' if f == 'knn_every' else '>= 1'}, "
-                                       f"got {getattr(ec, f)}", f)
-            if ec.temperature <= 0:
-                raise config_error(f"temperature must be > 0, got {ec.temperature}", "temperature")
-            if ec.knn_every and ec.knn_every % log_every:
-                # monitors run when the trainer logs; other steps would silently never be evaluated
-                raise config_error(f"knn_every ({ec.knn_every}) must be a multiple of train.log_every "
-                                   f"({log_every})", "knn_every")
-        return ec
-
-    def as_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class KnnMonitor:
@@ -80,8 +45,6 @@ class KnnMonitor:
 
 
 def build_monitors(cfg: dict, *, log_every: int = 1) -> List[Any]:
-    """The monitors a recipe asks for (an empty list without an "eval" section)."""
-    if cfg.get("eval") is None:
-        return []
-    ec = EvalConfig.from_config(cfg["eval"], log_every=log_every)
+    """The monitors a recipe's "eval" section asks for (none without one)."""
+    ec = EvalConfig.from_config(cfg.get("eval"), log_every=log_every)
     return [KnnMonitor(cfg, ec)] if ec.knn_every else []
