@@ -6,13 +6,13 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from .checkpoint import seed_everything
 from .config import dump_config
 from .model import PretrainModel, build_model
 from .optim import build_optimizer
 from .registry import TOKENIZERS, build, config_path
 from .schedules import Schedule
 from .sections import OptimConfig, ScheduleConfig, TrainConfig
-from .trainer import seed_everything
 
 
 @dataclass
@@ -66,7 +66,7 @@ def _build_run(cfg: dict, *, world: int, with_data: bool, device: Optional[str])
         views = build_views(cfg.get("views", {})) if cfg.get("views") else {}
         dataset = PretrainDataset(cfg["data"], views, tokenizer=tokenizer, seed=tc.seed)
     from .eval.monitor import build_monitors
-    monitors = build_monitors(cfg, log_every=tc.log_every)  # validates the "eval" section
+    monitors = build_monitors(cfg, train=tc)  # validates the "eval" section
     return Run(cfg=cfg, train=tc, model=model, tokenizer=tokenizer, dataset=dataset, collate=collate,
                monitors=monitors, optim=optim, schedule=schedule)
 
