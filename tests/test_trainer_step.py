@@ -1,6 +1,6 @@
 """The trainer's pieces on a toy model: train_step apart from the loop (accumulation = one big batch, no update
-on a non-finite loss), monitors get what they use and cannot change the run, and the RNG states a checkpoint
-stores round-trip."""
+on a non-finite loss), monitors get what they use and cannot change the run, the loss reduction has no
+data-dependent branch (no device sync), and the RNG states a checkpoint stores round-trip."""
 import json
 import random
 
@@ -13,6 +13,7 @@ from m3i_modular.checkpoint import rng_state, set_rng_state
 from m3i_modular.distributed import DistEnv
 from m3i_modular.sections import ScheduleConfig, TrainConfig
 from m3i_modular.schedules import Schedule
+from m3i_modular.targets.reduce import masked_mean
 from m3i_modular.trainer import Trainer
 
 
@@ -114,6 +115,20 @@ def test_monitors_get_model_step_device_dtype_and_cannot_change_the_run(tmp_path
     assert list(rows[0]) == ["step", "loss", "toy_loss", "toy_max", "lr", "samples_per_s", "data_time_share",
                              "data_skipped", "data_skipped_total", "monitor_value"]
     assert watched.raw.ema_calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_masked_mean_has_no_data_dependent_branch():
+    """A branch on the valid count would make the host wait for the device every step; dynamo refuses to
+    trace such a branch in one graph, so fullgraph=True fails on it."""
+    fn = torch.compile(masked_mean, backend="eager", fullgraph=True)
+    values = torch.randn(6, requires_grad=True)
+    some = torch.tensor([True, False, True, False, False, False])
+    torch.testing.assert_close(fn(values, some), values[some].mean())
+    none = torch.zeros(6, dtype=torch.bool)
+    zero = fn(values, none)
+    assert zero.item() == 0.0 and zero.requires_grad  # a rank with nothing valid still joins the backward
+    zero.backward()
+    assert torch.equal(values.grad, torch.zeros(6))
 
 
 def test_rng_states_round_trip():
