@@ -125,3 +125,12 @@ def test_specs_document_every_default():
     assert ObjectiveConfig.from_config(MINI["model"]["objectives"]["c"]).weight == 1.0
     assert Recipe.from_config(MINI).optim is None
 
+
+def test_param_group_matching_nothing_is_one_line_and_writes_nothing(tmp_path, cli):
+    bad = _edit("optim", {"lr": 1e-3, "param_groups": [{"match": "encoder.nothing.*", "lr_mult": 0.5}]})
+    path = _write(tmp_path, bad, "pg.json")
+    proc = cli("pretrain.py", "--config", path, "--output-dir", str(tmp_path / "run"))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == (f"error: {path}:optim.param_groups[0].match: param_groups rule matches no "
+                                   f"parameter: 'encoder.nothing.*'")
+    assert not (tmp_path / "run").exists()
