@@ -97,12 +97,12 @@ class Trainer:
             self.step += 1
             self.raw.after_optimizer_step(self.step, tc.total_steps)
             window.steps += 1
-            if self.step % tc.log_every == 0 or self.step == tc.total_steps:
+            if self.log_due():
                 last = self.log(metrics, lr_factor, window)
                 window = Window()
                 bar.set_postfix(loss=f"{last['loss']:.4f}")
             bar.update(1)
-            if tc.save_every and self.step % tc.save_every == 0:
+            if self.save_due():
                 self.save()
         if self.saved_step != self.step:
             self.save()  # always leave a checkpoint at the last step run
@@ -173,6 +173,9 @@ class Trainer:
                           pin_memory=self.env.device.type == "cuda", prefetch_factor=4 if nw > 0 else None)
 
     # -- logging ----------------------------------------------------------------------------------------
+    def log_due(self) -> bool:
+        return self.step % self.tc.log_every == 0 or self.step == self.tc.total_steps
+
     def log(self, metrics: Dict[str, torch.Tensor], lr_factor: float, window: Window) -> Dict[str, float]:
         """One metrics.jsonl record. Every rank calls it: the averages over ranks and the skip tally are
         collectives; rank 0 runs the monitors and writes."""
@@ -189,8 +192,9 @@ class Trainer:
         return rec
 
     def run_monitors(self) -> Dict[str, float]:
-        """What the monitors measure on the online model now (k-NN accuracy). They run under a forked RNG,
-        so that a monitor never changes the training run's random streams (nor its exact resume)."""
+        """What the monitors measure on the online model now (k-NN accuracy; reading their results back is a
+        sync, at logging steps only). They run under a forked RNG, so that a monitor never changes the training
+        run's random streams (nor its exact resume)."""
         out: Dict[str, float] = {}
         if not self.monitors:
             return out
@@ -207,8 +211,12 @@ class Trainer:
         return tqdm(total=self.tc.total_steps, initial=self.step, desc="train", mininterval=2.0, file=sys.stderr)
 
     # -- checkpoints ------------------------------------------------------------------------------------
+    def save_due(self) -> bool:
+        return bool(self.tc.save_every) and self.step % self.tc.save_every == 0
+
     def save(self) -> None:
-        """A checkpoint of this step. Every rank calls it: the RNG states and skip counts are gathered."""
+        """A checkpoint of this step (sync: the weights are copied to the host to be written). Every rank
+        calls it: the RNG states and skip counts are gathered."""
         self.saved_step = self.step
         rngs = torch.stack(gather_bytes(rng_state()))
         skips = self.skips.state()
