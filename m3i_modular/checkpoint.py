@@ -1,13 +1,16 @@
 """Checkpoints: a directory per save, written under a temporary name and renamed; `latest` names the newest;
-`keep_last` prunes; everything loads with weights_only=True (DESIGN §8)."""
+`keep_last` prunes; everything loads with weights_only=True. The RNG states of every rank are stored as one
+uint8 tensor each (numpy's and python's states are tuples, which weights_only=True does not load)."""
 import json
 import os
 import platform
+import random
 import shutil
 import subprocess
 import tempfile
 from typing import Dict, List, Optional
 
+import numpy as np
 import torch
 
 from .errors import ConfigError
@@ -109,3 +112,43 @@ def load_tensors(ckpt_dir: str, stem: str, map_location="cpu") -> dict:
 def load_config_json(ckpt_dir: str) -> dict:
     with open(os.path.join(ckpt_dir, "config.json")) as f:
         return json.load(f)
+
+
+# -- random number generators ---------------------------------------------------------------------------
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> torch.Tensor:
+    """This process's RNG states as one uint8 tensor (torch CPU, numpy, python; CUDA when present).
+
+    Layout: int64 n, n int64 sizes, then the n parts' bytes."""
+    parts = [torch.get_rng_state()]
+    key, pos = np.random.get_state()[1:3]
+    parts.append(torch.from_numpy(np.append(key.astype(np.int64), pos).astype(np.int64)).view(torch.uint8))
+    py = random.getstate()[1]
+    parts.append(torch.tensor(py, dtype=torch.int64).view(torch.uint8))
+    if torch.cuda.is_available():
+        parts.append(torch.cuda.get_rng_state())
+    sizes = torch.tensor([p.numel() for p in parts], dtype=torch.int64).view(torch.uint8)
+    return torch.cat([torch.tensor([len(parts)], dtype=torch.int64).view(torch.uint8), sizes] + parts)
+
+
+def set_rng_state(state: torch.Tensor) -> None:
+    """Restore what rng_state() packed."""
+    n = int(state[:8].view(torch.int64))
+    sizes = state[8:8 + 8 * n].view(torch.int64).tolist()
+    off, parts = 8 + 8 * n, []
+    for s in sizes:
+        parts.append(state[off:off + s])
+        off += s
+    torch.set_rng_state(parts[0].clone())
+    np_vals = parts[1].clone().view(torch.int64).numpy()
+    np.random.set_state(("MT19937", np_vals[:-1].astype(np.uint32), int(np_vals[-1]), 0, 0.0))
+    random.setstate((3, tuple(parts[2].clone().view(torch.int64).tolist()), None))
+    if len(parts) > 3 and torch.cuda.is_available():
+        torch.cuda.set_rng_state(parts[3].clone())

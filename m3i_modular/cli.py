@@ -1,18 +1,14 @@
-"""`pretrain.py`: train a recipe. User mistakes end in one line on stderr and exit code 2."""
+"""`pretrain.py`: train a recipe. User mistakes end in one line on stderr and exit code 2.
+
+Arguments are parsed before torch is imported (`--help` answers at once)."""
 import argparse
 import json
 import os
 import sys
 from typing import List, Optional
 
-import torch
-
-from . import checkpoint as ckpt
 from .config import dump_config, load_config
-from .distributed import cleanup, init_distributed
 from .errors import ConfigError, DataError
-from .run import build_optim, build_run, describe
-from .trainer import Trainer, seed_everything
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -32,8 +28,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def init_from(model: torch.nn.Module, path: str) -> dict:
-    """Load the tensors whose names and shapes match; report loaded, skipped and newly initialised."""
+def init_from(model, path: str) -> dict:
+    """Load into `model` (an nn.Module) the tensors of a checkpoint whose names and shapes match; report loaded,
+    skipped and newly initialised."""
+    from . import checkpoint as ckpt
     src = ckpt.load_tensors(ckpt.resolve_checkpoint(path), "model")
     own = model.state_dict()
     loaded = [k for k, v in src.items() if k in own and own[k].shape == v.shape]
@@ -53,11 +51,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     finally:
-        cleanup()
+        distributed = sys.modules.get(f"{__package__}.distributed")
+        if distributed is not None:  # not imported: no process group to leave
+            distributed.cleanup()
 
 
 def _main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides=args.overrides, imports=args.imports)
+    from . import checkpoint as ckpt
+    from .checkpoint import seed_everything
+    from .distributed import init_distributed
+    from .run import build_optim, build_run, describe
+    from .trainer import Trainer
     env = init_distributed(cfg["train"].get("device", "auto") if isinstance(cfg["train"], dict) else "auto")
     run = build_run(cfg, world=env.world)
     if args.dry_run:
@@ -72,6 +77,7 @@ def _main(args: argparse.Namespace) -> int:
                           f"another --output-dir")
     if args.init_from and latest is None:
         ckpt.resolve_checkpoint(args.init_from)  # fail before writing anything
+    opt, schedule = build_optim(run)  # validates optim.param_groups against the model: before writing
     cfg = dict(cfg, train=dict(cfg["train"], output_dir=out))
     resolved = json.loads(dump_config(cfg))
     extra = {}
@@ -84,7 +90,6 @@ def _main(args: argparse.Namespace) -> int:
             os.makedirs(tok_dir, exist_ok=True)
             for name in run.tokenizer.save(tok_dir):
                 extra[f"tokenizer/{name}"] = os.path.join(tok_dir, name)
-    opt, schedule = build_optim(run)
     seed_everything(run.train.seed + 7919 * env.rank)  # runtime randomness differs per rank
     trainer = Trainer(model=run.model, optimizer=opt, schedule=schedule, dataset=run.dataset,
                       collate=run.collate, train=run.train, env=env, config=resolved, output_dir=out,

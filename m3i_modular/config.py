@@ -1,5 +1,6 @@
 """Recipes: JSON (or YAML) files with "base" inheritance, "imports" plugins, typed --set overrides, and
-validation that names the file, the JSON path and the nearest valid key (DESIGN §4)."""
+validation that names the file, the JSON path and the nearest valid key. What each section may hold is
+in sections.py."""
 import copy
 import importlib
 import importlib.util
@@ -9,11 +10,8 @@ import sys
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .errors import ConfigError
-from .registry import nearest
-
-SECTIONS = ("base", "imports", "description", "model", "shared", "data", "views", "tokenizer", "optim",
-            "schedule", "train", "eval")
-REQUIRED = ("model", "data", "train")
+from .registry import config_path, nearest
+from .sections import Recipe
 
 
 def _read(path: str) -> dict:
@@ -149,18 +147,14 @@ def _coerce(new: Any, old: Any, key: str, text: str) -> Any:
 
 def load_config(path: str, *, overrides: Optional[List[str]] = None,
                 imports: Optional[List[str]] = None) -> Dict[str, Any]:
-    """Read a recipe with its bases, import its plugins, apply --set overrides, check top-level keys."""
+    """Read a recipe with its bases, apply --set overrides, check its top-level keys (sections.Recipe), import
+    its plugins. Each section's own keys are checked where it is built (run.build_run)."""
     cfg = _load_with_bases(path)
     for a in overrides or []:
         apply_set(cfg, a)
-    plugins = list(cfg.get("imports", [])) + list(imports or [])
-    import_plugins(plugins, file=path)
-    for k in cfg:
-        if k not in SECTIONS:
-            raise ConfigError(f"unknown top-level key '{k}'{nearest(k, SECTIONS)}", file=path, path=k)
-    for k in REQUIRED:
-        if k not in cfg:
-            raise ConfigError(f"missing top-level key '{k}'", file=path, path=k)
+    with config_path("", file=path, absolute=True):
+        recipe = Recipe.from_config(cfg)
+    import_plugins(list(recipe.imports) + list(imports or []), file=path)
     cfg["_file"] = path
     return cfg
 

@@ -53,9 +53,12 @@ def gather_bytes(t: torch.Tensor) -> list:
     """Every rank's uint8 tensor (same length), e.g. RNG states for a checkpoint."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return [t]
+    home = t.device
+    if dist.get_backend() == "nccl":  # nccl gathers CUDA tensors only (the RNG states live on the CPU)
+        t = t.to(torch.device("cuda", torch.cuda.current_device()))
     out = [torch.empty_like(t) for _ in range(dist.get_world_size())]
     dist.all_gather(out, t)
-    return out
+    return [o.to(home) for o in out]
 
 
 # The final barrier's work handle, kept until interpreter exit (see cleanup).

@@ -14,7 +14,8 @@ from .interfaces import (AfterInitFrom, AfterOptimizerStep, BatchTransform, Bind
                          Encoder, Selector, Target, TargetEmbedding, conforms, contract_problems,
                          encoder_output_tokens, need_keyword, needs_of)
 from .registry import (BATCH_TRANSFORMS, DECODERS, ENCODERS, SELECTORS, TARGET_EMBEDDINGS, TARGETS, build,
-                       build_context, check_kwargs, config_error, config_path, nearest)
+                       build_context, config_error, config_path, nearest)
+from .sections import ModelConfig, ObjectiveConfig
 from .selection import gather_needs
 
 
@@ -53,16 +54,6 @@ class Objective(nn.Module):
         if self.loss_on != "all" and sel.visible is not None:
             loss_mask = ~sel.visible if self.loss_on == "masked" else sel.visible
         return self.target(pred, tgt, loss_mask)
-
-
-def _objective_keys(*, input: str, target_view: str, target_embedding: Any, decoder: dict, target: dict,
-                    select: str = "all", weight: float = 1.0, loss_on: str = "all") -> None:
-    """The keys an objective takes (validated against this signature)."""
-
-
-def _model_keys(*, embedding: dict, encoder: dict, objectives: dict, batch_transforms: list = (),
-                mask_mode: str = "drop") -> None:
-    """The keys "model" takes (validated against this signature)."""
 
 
 class PretrainModel(nn.Module):
@@ -172,7 +163,7 @@ def build_model(model_cfg: dict, shared_cfg: Optional[dict] = None, *, seed: int
     with config_path("model", absolute=True):
         if not isinstance(model_cfg, dict):
             raise config_error("'model' must be an object")
-        check_kwargs(_model_keys, model_cfg, what="model")
+        ModelConfig.from_config(model_cfg)
     parts: Dict[str, nn.Module] = {}
     shared: Dict[str, nn.Module] = {}
 
@@ -209,7 +200,7 @@ def build_model(model_cfg: dict, shared_cfg: Optional[dict] = None, *, seed: int
                 raise config_error("a recipe needs at least one objective")
             for name, cfg in model_cfg["objectives"].items():
                 with config_path(name):
-                    check_kwargs(_objective_keys, cfg, what=f"objective '{name}'")
+                    ObjectiveConfig.from_config(cfg, what=f"objective '{name}'")
                     if cfg.get("weight", 1.0) == 0:
                         continue  # a weight-0 objective is not built at all
                     objectives[name] = _build_objective(name, cfg, parts["encoder"], resolve)

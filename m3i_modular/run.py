@@ -6,12 +6,13 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from .checkpoint import seed_everything
 from .config import dump_config
 from .model import PretrainModel, build_model
 from .optim import build_optimizer
 from .registry import TOKENIZERS, build, config_path
 from .schedules import Schedule
-from .trainer import TrainConfig, seed_everything
+from .sections import OptimConfig, ScheduleConfig, TrainConfig
 
 
 @dataclass
@@ -23,6 +24,8 @@ class Run:
     dataset: Any
     collate: Any
     monitors: List[Any] = field(default_factory=list)   # Trainer(monitors=...): k-NN accuracy etc.
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
 
 def build_tokenizer(cfg: dict, *, base_dir: str = "") -> Any:
@@ -48,6 +51,7 @@ def build_run(cfg: dict, *, world: int = 1, with_data: bool = True, device: Opti
 
 def _build_run(cfg: dict, *, world: int, with_data: bool, device: Optional[str]) -> Run:
     tc = TrainConfig.from_config(cfg["train"], world=world)
+    optim, schedule = OptimConfig.from_config(cfg.get("optim")), ScheduleConfig.from_config(cfg.get("schedule"))
     seed_everything(tc.seed)
     base_dir = os.path.dirname(cfg.get("_file", ""))
     tokenizer = build_tokenizer(cfg, base_dir=base_dir)
@@ -62,16 +66,16 @@ def _build_run(cfg: dict, *, world: int, with_data: bool, device: Optional[str])
         views = build_views(cfg.get("views", {})) if cfg.get("views") else {}
         dataset = PretrainDataset(cfg["data"], views, tokenizer=tokenizer, seed=tc.seed)
     from .eval.monitor import build_monitors
-    monitors = build_monitors(cfg, log_every=tc.log_every)  # validates the "eval" section
+    monitors = build_monitors(cfg, train=tc)  # validates the "eval" section
     return Run(cfg=cfg, train=tc, model=model, tokenizer=tokenizer, dataset=dataset, collate=collate,
-               monitors=monitors)
+               monitors=monitors, optim=optim, schedule=schedule)
 
 
 def build_optim(run: Run):
-    with config_path("optim", absolute=True):
-        opt = build_optimizer(run.model, run.cfg.get("optim", {"type": "adamw", "lr": 1e-4}),
-                              batch_size=run.train.batch_size)
-    return opt, Schedule(run.cfg.get("schedule"), run.train.total_steps)
+    """The optimizer over run.model's parameters and the lr schedule (errors name the recipe file)."""
+    with config_path("", file=run.cfg.get("_file", ""), absolute=True):
+        opt = build_optimizer(run.model, run.optim, batch_size=run.train.batch_size)
+    return opt, Schedule(run.schedule, run.train.total_steps)
 
 
 def parameter_table(model: torch.nn.Module) -> Dict[str, int]:

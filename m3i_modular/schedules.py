@@ -1,9 +1,8 @@
 """Learning-rate schedules: a factor of step and `train.total_steps` (the only step budget), with warmup."""
 import math
 
-import torch
-
-from .registry import SCHEDULES, check_kwargs, config_path
+from .registry import SCHEDULES
+from .sections import ScheduleConfig
 
 
 @SCHEDULES.register("cosine")
@@ -30,18 +29,15 @@ def constant(*, step: int, total_steps: int, warmup_steps: int = 0) -> float:
 class Schedule:
     """Sets each group's lr = base_lr * lr_mult * factor(step); holds no state but the config."""
 
-    def __init__(self, cfg: dict, total_steps: int):
-        cfg = dict(cfg or {"type": "constant"})
-        self.kind = cfg.pop("type", "cosine")
-        self.kwargs, self.total = cfg, total_steps
-        with config_path("schedule", absolute=True):
-            self.fn = SCHEDULES.get(self.kind)
-            check_kwargs(self.fn, {**cfg, "step": 0, "total_steps": total_steps}, what=f"schedule '{self.kind}'")
+    def __init__(self, cfg: ScheduleConfig, total_steps: int):
+        self.kind, self.kwargs, self.total = cfg.type, dict(cfg.options), total_steps
+        self.fn = SCHEDULES.get(self.kind)
 
     def factor(self, step: int) -> float:
         return self.fn(step=step, total_steps=self.total, **self.kwargs)
 
-    def apply(self, optimizer: torch.optim.Optimizer, step: int) -> float:
+    def apply(self, optimizer, step: int) -> float:
+        """Set the lr of every group of `optimizer` for `step`; returns the factor."""
         f = self.factor(step)
         for g in optimizer.param_groups:
             g["lr"] = g["base_lr"] * g["lr_mult"] * f

@@ -16,8 +16,11 @@ def global_count(weights: torch.Tensor) -> torch.Tensor:
 
 
 def masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """sum(values * weights) / (global count / world size); 0 * values when nothing is valid."""
+    """sum(values * weights) / (global count / world size); a zero connected to `values` when nothing is valid.
+
+    No branch on the count (that would make the host wait for the device every step): with no valid element
+    the weighted sum is 0 (each term is values * 0) and the clamped count keeps the division finite."""
     weights = weights.to(values.dtype)
     total = (values * weights).sum()
     count = global_count(weights)
-    return total / count.clamp(min=1e-12) if bool(count > 0) else values.sum() * 0.0
+    return total / count.clamp(min=1e-12)

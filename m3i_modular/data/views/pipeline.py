@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from ...errors import DataError
 from ...registry import DATASETS, TRANSFORMS, build, config_error, config_path
+from ...sections import DataConfig
 from .. import sources as _sources  # noqa: F401  (registers the built-in sources)
 from . import audio_transforms as _audio_transforms  # noqa: F401  (registers the audio transforms)
 from . import maskers as _maskers  # noqa: F401  (registers the maskers)
@@ -23,7 +24,6 @@ from ..sampling import epoch_order, generator
 from .transforms import Transform
 from .view import View
 
-DATA_KEYS = ("sources", "text_length", "epoch_size", "max_skip_share", "max_retries")
 # batch["present"][field] says which samples carry a field; raw-sample key -> batch field
 PRESENT_FIELDS = {"label": "label", "caption": "text", "audio": "audio"}
 
@@ -94,44 +94,27 @@ def encode_text(caption: Optional[str], tokenizer: Any, length: int) -> torch.Te
 class PretrainDataset(Dataset):
     """Map-style over global positions: item p is slot p % epoch_size of epoch p // epoch_size.
 
-    data_cfg: {"sources": [{"type": ..., "weight": w, **kwargs}], "text_length": 32, "epoch_size": n}
-    (epoch_size defaults to the sum of the sources' lengths). `len()` is the epoch size; indices beyond it
-    are later epochs, which a PositionSampler produces.
+    data_cfg: the recipe's "data" section, {"sources": [{"type": ..., "weight": w, **kwargs}], ...}, its keys
+    those of sections.DataConfig (epoch_size defaults to the sum of the sources' lengths). `len()` is the epoch
+    size; indices beyond it are later epochs, which a PositionSampler produces.
     """
 
     def __init__(self, data_cfg: Dict[str, Any], views: Dict[str, List[Transform]], *, tokenizer: Any = None,
                  seed: int = 0):
+        spec = DataConfig.from_config(data_cfg)
         with config_path("data", absolute=True):
-            if not isinstance(data_cfg, dict):
-                raise config_error("expected an object with a 'sources' list")
-            for key in data_cfg:
-                if key not in DATA_KEYS:
-                    raise config_error(f"unknown key '{key}' for data (valid: {', '.join(DATA_KEYS)})", key)
-            self.sources, self.weights = self._build_sources(data_cfg.get("sources"))
-            self.text_length = data_cfg.get("text_length", 32)
-            if not isinstance(self.text_length, int) or self.text_length < 2:
-                raise config_error(f"text_length must be an int >= 2, got {self.text_length!r}", "text_length")
-            self.epoch_size = data_cfg.get("epoch_size") or sum(len(s) for s in self.sources)
-            if not isinstance(self.epoch_size, int) or self.epoch_size < 1:
-                raise config_error(f"epoch_size must be a positive int, got {self.epoch_size!r}", "epoch_size")
-            self.max_skip_share = data_cfg.get("max_skip_share", 0.01)
-            if isinstance(self.max_skip_share, bool) or not isinstance(self.max_skip_share, (int, float)) \
-                    or not 0 <= self.max_skip_share <= 1:
-                raise config_error(f"max_skip_share must be a number in [0, 1], got {self.max_skip_share!r}",
-                                   "max_skip_share")
-            self.max_retries = data_cfg.get("max_retries", 16)
-            if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
-                raise config_error(f"max_retries must be an int >= 0, got {self.max_retries!r}", "max_retries")
+            self.sources, self.weights = self._build_sources(spec.sources)
+        self.text_length, self.max_retries = spec.text_length, spec.max_retries
+        self.max_skip_share = spec.max_skip_share
+        self.epoch_size = spec.epoch_size or sum(len(s) for s in self.sources)
         if tokenizer is not None and not hasattr(tokenizer, "pad_id"):
             raise TypeError("the tokenizer needs encode(text) -> list[int] and pad_id / bos_id / eos_id")
         self.views, self.tokenizer, self.seed = views, tokenizer, seed
         self._orders: Dict[int, tuple] = {}
 
     @staticmethod
-    def _build_sources(cfgs: Any):
-        if not isinstance(cfgs, list) or not cfgs:
-            raise config_error("data needs a non-empty 'sources' list, e.g. "
-                               "[{\"type\": \"synthetic_shapes\", \"weight\": 1.0}]", "sources")
+    def _build_sources(cfgs: List[Any]):
+        """Each entry: a registered dataset's config plus its "weight" (default 1)."""
         sources, weights = [], []
         for i, cfg in enumerate(cfgs):
             with config_path("sources"):
