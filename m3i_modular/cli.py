@@ -9,6 +9,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .config import dump_config, load_config
+from .convert.pretrained import detect_format, load_pretrained
 from .distributed import cleanup, init_distributed
 from .errors import ConfigError, DataError
 from .run import build_optim, build_run, describe
@@ -24,7 +25,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="import a module (or .py file) that registers components (repeatable)")
     p.add_argument("--output-dir", help="run directory (beats train.output_dir)")
     p.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint, if any")
-    p.add_argument("--init-from", metavar="CKPT", help="initialise matching modules from a checkpoint")
+    p.add_argument("--init-from", metavar="CKPT", help="initialise matching modules from a checkpoint: ours, a "
+                   "timm ViT or open_clip file, a Hugging Face BERT / ViT directory (m3i_modular/convert/pretrained.py)")
     p.add_argument("--stop-at", type=int, metavar="STEP",
                    help="stop after this step with a checkpoint (a time-limited job); --resume continues")
     p.add_argument("--dry-run", action="store_true",
@@ -34,7 +36,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def init_from(model: torch.nn.Module, path: str) -> dict:
     """Load the tensors whose names and shapes match; report loaded, skipped and newly initialised."""
-    src = ckpt.load_tensors(ckpt.resolve_checkpoint(path), "model")
+    src = load_pretrained(path, model)  # any format --init-from reads, under our key names
     own = model.state_dict()
     loaded = [k for k, v in src.items() if k in own and own[k].shape == v.shape]
     skipped = sorted(set(src) - set(loaded))
@@ -71,7 +73,7 @@ def _main(args: argparse.Namespace) -> int:
         raise ConfigError(f"'{out}' already holds a run's checkpoints: pass --resume to continue it, or choose "
                           f"another --output-dir")
     if args.init_from and latest is None:
-        ckpt.resolve_checkpoint(args.init_from)  # fail before writing anything
+        detect_format(args.init_from)  # fail before writing anything
     cfg = dict(cfg, train=dict(cfg["train"], output_dir=out))
     resolved = json.loads(dump_config(cfg))
     extra = {}
