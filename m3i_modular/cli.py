@@ -26,7 +26,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--output-dir", help="run directory (beats train.output_dir)")
     p.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint, if any")
     p.add_argument("--init-from", metavar="CKPT", help="initialise matching modules from a checkpoint: ours, a "
-                   "timm ViT or open_clip file, a Hugging Face BERT / ViT directory (m3i_modular/convert/pretrained.py)")
+                   "timm ViT or open_clip file, a Hugging Face BERT / ViT directory (see convert/pretrained.py)")
     p.add_argument("--stop-at", type=int, metavar="STEP",
                    help="stop after this step with a checkpoint (a time-limited job); --resume continues")
     p.add_argument("--dry-run", action="store_true",

@@ -27,7 +27,8 @@ HF_VIT = ([entry("embeddings.cls_token", "cls_token"), entry("embeddings.positio
                    f"blocks.{{i}}.attn.qkv.{p}", "cat") for p in ("weight", "bias")]
           + params(f"{_L}.attention.output.dense", "blocks.{i}.attn.proj")
           + params(f"{_L}.layernorm_before", "blocks.{i}.norm1") + params(f"{_L}.layernorm_after", "blocks.{i}.norm2")
-          + params(f"{_L}.intermediate.dense", "blocks.{i}.mlp.fc1") + params(f"{_L}.output.dense", "blocks.{i}.mlp.fc2")
+          + params(f"{_L}.intermediate.dense", "blocks.{i}.mlp.fc1")
+          + params(f"{_L}.output.dense", "blocks.{i}.mlp.fc2")
           + params("layernorm", "norm"))
 HF_ACT = {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "quick_gelu": "quick_gelu"}
 _OURS_ACT = {"gelu": "gelu", "gelu_pytorch_tanh": "gelu_tanh", "gelu_new": "gelu_tanh", "quick_gelu": "quick_gelu"}
@@ -73,9 +74,9 @@ def model_section(cfg: dict, num_classes: int = 1000) -> dict:
     emb = {"type": "patch", "image_size": size, "patch_size": patch, "dim": dim, "pos": "learned", "cls_token": True}
     if cfg.get("num_channels", 3) != 3:
         emb["in_chans"] = cfg["num_channels"]
-    enc = {"type": "transformer", "layers": cfg.get("num_hidden_layers", 12), "heads": cfg.get("num_attention_heads", 12),
-           "dim": dim, "mlp_ratio": cfg.get("intermediate_size", 3072) / dim, "norm": "pre",
-           "eps": cfg.get("layer_norm_eps", 1e-12), "qkv_bias": cfg.get("qkv_bias", True)}
+    enc = {"type": "transformer", "layers": cfg.get("num_hidden_layers", 12),
+           "heads": cfg.get("num_attention_heads", 12), "dim": dim,
+           "mlp_ratio": cfg.get("intermediate_size", 3072) / dim, "norm": "pre", "eps": cfg.get("layer_norm_eps", 1e-12), "qkv_bias": cfg.get("qkv_bias", True)}
     if _OURS_ACT[act] != "gelu":
         enc["act"] = _OURS_ACT[act]
     return {"embedding": emb, "encoder": enc, "objectives": {"category": {

@@ -141,6 +141,9 @@ def model_section(cfg: dict, *, temperature_learnable: bool = True) -> dict:
                     ("embed_cls", False), ("no_causal_mask", False), ("proj_bias", False)):
         if v.get(key, ok) != ok or t.get(key, ok) != ok:
             raise ConfigError(f"open_clip config with {key}={v.get(key, t.get(key))!r} has no counterpart")
+    if t.get("pool_type", "argmax") not in ("argmax", "eos", "first"):
+        raise ConfigError(f"open_clip text pool_type '{t['pool_type']}' has no counterpart (ours: argmax / eos "
+                          f"-> the last non-padding token, first)")
     if isinstance(v.get("layers", 12), (list, tuple)):
         raise ConfigError("open_clip config with a ResNet image tower has no counterpart")
     act = "quick_gelu" if cfg.get("quick_gelu") else "gelu"
@@ -152,8 +155,7 @@ def model_section(cfg: dict, *, temperature_learnable: bool = True) -> dict:
     if not v.get("no_ln_pre", False):
         emb = {"patch": emb, "norm": {"type": "layer_norm", "dim": width, "eps": eps(v)}}
     tw = t.get("width", 512)
-    tower = {"type": "text_tower", "dim": e, "pool": "eos" if t.get("pool_type", "argmax") in ("argmax", "eos")
-             else t["pool_type"],
+    tower = {"type": "text_tower", "dim": e, "pool": "first" if t.get("pool_type") == "first" else "eos",
              "embedding": {"word": {"type": "word", "vocab_size": t.get("vocab_size", 49408), "dim": tw,
                                     "pad_id": t.get("pad_id", 0)},
                            "position": {"type": "position", "max_length": t.get("context_length", 77), "dim": tw}},

@@ -121,7 +121,8 @@ def canonical_to_ours(canon: Dict[str, torch.Tensor], model: nn.Module) -> Tuple
                 put(k, f"{at}.encoder.{k[5:]}")
         put("text.proj.weight", f"{at}.proj.weight")
     if lay.scale:
-        put("logit_scale", f"objectives.{lay.clip}.target.log_scale", canon.get("logit_scale", torch.zeros(())).reshape(()))
+        if "logit_scale" in canon:
+            put("logit_scale", f"objectives.{lay.clip}.target.log_scale", canon["logit_scale"].reshape(()))
     return ours, set(canon) - used
 
 
@@ -202,7 +203,8 @@ def clip_to_canonical(model: nn.Module) -> Tuple[Dict[str, torch.Tensor], dict]:
         raise ConfigError(f"objective '{lay.clip}': the text tower's embedding must be word + learned position "
                           f"parts, has {emb_parts}")
     if not tower.encoder.causal and tower.pool != "first":
-        raise ConfigError(f"objective '{lay.clip}': a bidirectional text tower pooling '{tower.pool}' has no counterpart")
+        raise ConfigError(f"objective '{lay.clip}': a bidirectional text tower pooling '{tower.pool}' has no "
+                          f"counterpart")
     word = next(p for p in tower.embedding.parts.values() if isinstance(p, WordEmbedding))
     pos = next(p for p in tower.embedding.parts.values() if isinstance(p, PositionEmbedding))
     spec.update(pool=lay.head.pool, embed_dim=tower.dim, text=dict(

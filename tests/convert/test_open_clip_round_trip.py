@@ -121,7 +121,8 @@ def test_open_clip_initialises_an_m3i_vit_shaped_model(tmp_path):
         recipe = json.load(f)
     m3i = build_model(recipe["model"], recipe["shared"], seed=0)
     tower = recipe["model"]["objectives"]["text"]["target_embedding"]
-    cfg = {"embed_dim": 64, "vision_cfg": {"image_size": 32, "patch_size": 4, "width": 64, "layers": 4, "head_width": 16},
+    cfg = {"embed_dim": 64,
+           "vision_cfg": {"image_size": 32, "patch_size": 4, "width": 64, "layers": 4, "head_width": 16},
            "text_cfg": {"context_length": tower["embedding"]["position"]["max_length"],
                         "vocab_size": tower["embedding"]["word"]["vocab_size"], "width": 64, "heads": 4, "layers": 2,
                         "norm_kwargs": {"eps": 1e-6}}}
@@ -145,8 +146,8 @@ def test_open_clip_initialises_an_m3i_vit_shaped_model(tmp_path):
 def test_what_open_clip_cannot_hold_is_refused_in_one_line(tmp_path):
     with open(os.path.join(REPO, "models", "clip_vit.json")) as f:
         clip_vit = build_model(json.load(f)["model"], seed=0)  # no CLS token, a LayerNorm in the image head
-    no_cls = build_model(dict(model_section(VARIANTS["openai"]), embedding={"type": "patch", "image_size": 16, "patch_size": 4,
-                                                              "dim": 32, "pos": "sincos"}), seed=0)
+    plain = {"type": "patch", "image_size": 16, "patch_size": 4, "dim": 32, "pos": "sincos"}
+    no_cls = build_model(dict(model_section(VARIANTS["openai"]), embedding=plain), seed=0)
     for model, what in ((clip_vit, "norm"), (no_cls, "class token")):
         with pytest.raises(ConfigError, match=what) as e:
             to_open_clip(model)

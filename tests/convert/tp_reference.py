@@ -181,9 +181,9 @@ class TPModel(nn.Module):
                 if not s[i].remove_embedding_layernorm:
                     setattr(self.embedding, f"stream_{i}_layer_norm", LayerNorm(s[i].emb_size))
             self.encoder = Head(encoder_0=TransformerEncoder(s[0]), encoder_1=TransformerEncoder(s[1]))
+            proj = [nn.Parameter(torch.randn(s[i].hidden_size, a.feature_size)) for i in (0, 1)]
             self.target = Head(clr=Head(logit_scale=nn.Parameter(torch.tensor(math.log(1 / 0.07))),
-                                        encoder_0_projection=nn.Parameter(torch.randn(s[0].hidden_size, a.feature_size)),
-                                        encoder_1_projection=nn.Parameter(torch.randn(s[1].hidden_size, a.feature_size))))
+                                        encoder_0_projection=proj[0], encoder_1_projection=proj[1]))
             return
         h = a.hidden_size
         self.embedding = Embedding(a, vocab, a.embedding)
