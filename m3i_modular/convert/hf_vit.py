@@ -76,7 +76,8 @@ def model_section(cfg: dict, num_classes: int = 1000) -> dict:
         emb["in_chans"] = cfg["num_channels"]
     enc = {"type": "transformer", "layers": cfg.get("num_hidden_layers", 12),
            "heads": cfg.get("num_attention_heads", 12), "dim": dim,
-           "mlp_ratio": cfg.get("intermediate_size", 3072) / dim, "norm": "pre", "eps": cfg.get("layer_norm_eps", 1e-12), "qkv_bias": cfg.get("qkv_bias", True)}
+           "mlp_ratio": cfg.get("intermediate_size", 3072) / dim, "norm": "pre",
+           "eps": cfg.get("layer_norm_eps", 1e-12), "qkv_bias": cfg.get("qkv_bias", True)}
     if _OURS_ACT[act] != "gelu":
         enc["act"] = _OURS_ACT[act]
     return {"embedding": emb, "encoder": enc, "objectives": {"category": {
