@@ -20,7 +20,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="import a module (or .py file) that registers components (repeatable)")
     p.add_argument("--output-dir", help="run directory (beats train.output_dir)")
     p.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint, if any")
-    p.add_argument("--init-from", metavar="CKPT", help="initialise matching modules from a checkpoint")
+    p.add_argument("--init-from", metavar="CKPT", help="initialise matching modules from a checkpoint: ours, a "
+                   "timm ViT or open_clip file, a Hugging Face BERT / ViT directory (see convert/pretrained.py)")
     p.add_argument("--stop-at", type=int, metavar="STEP",
                    help="stop after this step with a checkpoint (a time-limited job); --resume continues")
     p.add_argument("--dry-run", action="store_true",
@@ -29,10 +30,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def init_from(model, path: str) -> dict:
-    """Load into `model` (an nn.Module) the tensors of a checkpoint whose names and shapes match; report loaded,
-    skipped and newly initialised."""
-    from . import checkpoint as ckpt
-    src = ckpt.load_tensors(ckpt.resolve_checkpoint(path), "model")
+    """Load into `model` (an nn.Module) the tensors of a checkpoint (any format --init-from reads, under our key
+    names) whose names and shapes match; report loaded, skipped and newly initialised."""
+    from .convert.pretrained import load_pretrained
+    src = load_pretrained(path, model)
     own = model.state_dict()
     loaded = [k for k, v in src.items() if k in own and own[k].shape == v.shape]
     skipped = sorted(set(src) - set(loaded))
@@ -76,7 +77,8 @@ def _main(args: argparse.Namespace) -> int:
         raise ConfigError(f"'{out}' already holds a run's checkpoints: pass --resume to continue it, or choose "
                           f"another --output-dir")
     if args.init_from and latest is None:
-        ckpt.resolve_checkpoint(args.init_from)  # fail before writing anything
+        from .convert.pretrained import detect_format
+        detect_format(args.init_from)  # fail before writing anything
     opt, schedule = build_optim(run)  # validates optim.param_groups against the model: before writing
     cfg = dict(cfg, train=dict(cfg["train"], output_dir=out))
     resolved = json.loads(dump_config(cfg))

@@ -30,15 +30,20 @@ def read_hf_weights(hf_dir: str) -> Dict[str, torch.Tensor]:
         sd = torch.load(binf, map_location="cpu", weights_only=True)
     else:
         raise ConfigError(f"{hf_dir}: no model.safetensors or pytorch_model.bin")
+    return normalise_keys(sd)
+
+
+def normalise_keys(sd: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Drop BertForPreTraining / BertForMaskedLM's 'bert.' prefix; old gamma / beta LayerNorm names."""
     out = {}
     for k, v in sd.items():
-        k = k[5:] if k.startswith("bert.") else k  # BertForPreTraining / BertForMaskedLM prefix
+        k = k[5:] if k.startswith("bert.") else k
         k = k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
         out[k] = v
     return out
 
 
-def _pairs(layers: int):
+def key_pairs(layers: int):
     """(HF name as read_hf_weights returns it, our name, required) of every tensor that maps one to one; the
     fused qkv is split / joined by the callers. One table drives both directions."""
     out = [(f"{hf}.{p}", f"{ours}.{p}", False) for hf, ours in list(EMB.items()) + list(HEAD.items())
@@ -56,7 +61,7 @@ def _hf_name(name: str) -> str:
 
 
 def hf_to_state(sd: Dict[str, torch.Tensor], layers: int) -> Dict[str, torch.Tensor]:
-    out = {ours: sd[hf] for hf, ours, required in _pairs(layers) if required or hf in sd}
+    out = {ours: sd[hf] for hf, ours, required in key_pairs(layers) if required or hf in sd}
     for i in range(layers):
         src, dst = f"encoder.layer.{i}.attention.self.", f"encoder.blocks.{i}.attn.qkv."
         for p in ("weight", "bias"):
@@ -65,7 +70,7 @@ def hf_to_state(sd: Dict[str, torch.Tensor], layers: int) -> Dict[str, torch.Ten
 
 
 def state_to_hf(sd: Dict[str, torch.Tensor], layers: int) -> Dict[str, torch.Tensor]:
-    out = {_hf_name(hf): sd[ours] for hf, ours, required in _pairs(layers) if required or ours in sd}
+    out = {_hf_name(hf): sd[ours] for hf, ours, required in key_pairs(layers) if required or ours in sd}
     for i in range(layers):
         src, dst = f"encoder.blocks.{i}.attn.qkv.", f"bert.encoder.layer.{i}.attention.self."
         for p in ("weight", "bias"):

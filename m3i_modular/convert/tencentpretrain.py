@@ -1,20 +1,47 @@
-"""TencentPretrain -> ours: its flat JSON config -> our recipe, its BERT / ViT checkpoint keys -> ours.
+"""TencentPretrain -> ours: its flat JSON model config -> our recipe's "model" section (checkpoints:
+tencentpretrain_state.py).
 
-Config fields read: emb_size, hidden_size, feedforward_size, heads_num, layers_num, max_seq_length,
-dropout, hidden_act, embedding, remove_embedding_layernorm, layernorm_positioning, mask, target,
-labels_num, image_height / image_width / patch_size, and for seq2seq tgt_embedding / decoder /
-decoder_layers_num. A seq2seq model's tgt_embedding + decoder read the teacher-forced target sequence:
-they become the input side of our objective's decoder ("seq2seq" decoder, `input_embedding`), never a
-target embedding; the candidates stay the tied word embedding.
-Segment ids: TencentPretrain counts segments from 1 (0 = padding); ours from 0, so its row 0 is dropped.
+What converts, by the families of TencentPretrain's models/ folder:
+  bert/*, megatron/bert_*, xlm-roberta/*   word+pos+seg, post-norm encoder, mlm (+ sp / sop)
+  gpt2/*, megatron/gpt2_*                  word+pos, pre-norm causal encoder, hidden_act gelu_fast, lm
+  vit/*                                    patch+pos, pre-norm encoder, cls head (Linear-tanh-Linear)
+  clip/*                                   two streams (stream_0 text, stream_1 image) + clr target
+  bart/*                                   encoder-decoder: tgt_embedding + decoder -> our seq2seq decoder
+Everything else is refused with one line naming what has no counterpart in our parts (relu / silu
+activations, relative / rotary / ALiBi positions, T5 / RMS norms, gated FFNs, TencentPretrain's
+sinusoidal positions, ALBERT's factorised and shared layers, prefix-LM masks, RNN / CNN encoders, speech and
+image-token embeddings, and so on).
+
+Facts of TencentPretrain's layout the conversion keeps: a seq2seq model's tgt_embedding + decoder read the
+teacher-forced target, so they become the input side of our objective's decoder ("seq2seq", its
+`input_embedding`), never a target embedding; the candidates stay the tied word embedding. Segment ids count
+from 1 there (0 = padding), from 0 here. CLIP's stream_0 is the text tower (fully visible, post-norm, pools
+its first token, two embedding LayerNorms: the stream's Embedding and DualEmbedding each apply one), stream_1
+the image tower; `projection` matrices have no bias.
 """
-from typing import Any, Dict, List
-
-import torch
+from typing import Any, Dict, List, Optional
 
 from ..errors import ConfigError
 
-TEXT_EMB = {"word": "word", "pos": "position", "seg": "segment", "sinusoidalpos": "position"}
+ACTS = {"gelu": "gelu", "gelu_fast": "gelu_tanh"}
+TEXT_EMB = {"word": "word", "pos": "position", "seg": "segment"}
+TARGETS = ("mlm", "sp", "sop", "nsp", "lm", "cls", "clr")
+# (key, value that converts, what is missing when it does not)
+_FLAGS = (("relative_position_embedding", False, "relative position embeddings (T5)"),
+          ("rotary_position_embedding", False, "rotary position embeddings"),
+          ("alibi_position_embedding", False, "ALiBi position biases"),
+          ("layer_number_scale", False, "layer-number attention scaling (BLOOM)"),
+          ("has_residual_attention", False, "residual attention scores"),
+          ("remove_attention_scale", False, "attention without the 1/sqrt(d) scale"),
+          ("remove_transformer_bias", False, "transformer layers without biases"),
+          ("factorized_embedding_parameterization", False, "ALBERT's factorised embedding"),
+          ("parameter_sharing", False, "ALBERT's layers shared across depth"),
+          ("layernorm", "normal", "T5 / RMS layer norms"),
+          ("feed_forward", "dense", "a gated feed-forward (GLU)"))
+
+
+def _refuse(what: str) -> ConfigError:
+    return ConfigError(f"TencentPretrain {what} has no counterpart in our parts")
 
 
 def _require(cfg: dict, *keys: str) -> None:
@@ -23,59 +50,160 @@ def _require(cfg: dict, *keys: str) -> None:
             raise ConfigError(f"TencentPretrain config has no '{k}' (is this a TencentPretrain model config?)")
 
 
-def _text_embedding(names: List[str], cfg: dict, vocab_size: int) -> Dict[str, Any]:
+def check_stream(cfg: dict) -> None:
+    """One line naming the first thing in a (stream's) config that our transformer cannot express."""
+    enc = cfg.get("encoder", "transformer")
+    if enc != "transformer":
+        raise _refuse(f"encoder '{enc}'")
+    _require(cfg, "emb_size", "hidden_size", "feedforward_size", "heads_num", "layers_num", "embedding")
+    act = cfg.get("hidden_act", "gelu")
+    if act not in ACTS:
+        raise _refuse(f"hidden_act '{act}' (ours: {', '.join(ACTS)})")
+    for key, ok, what in _FLAGS:
+        if cfg.get(key, ok) != ok:
+            raise _refuse(f"{key}={cfg[key]!r} ({what})")
+    if cfg["emb_size"] != cfg["hidden_size"]:
+        raise _refuse("emb_size != hidden_size (a factorised embedding)")
+    if cfg.get("mask", "fully_visible") not in ("fully_visible", "causal"):
+        raise _refuse(f"mask '{cfg['mask']}' (prefix LM)")
+    if "attention_head_size" in cfg and cfg["attention_head_size"] * cfg["heads_num"] != cfg["hidden_size"]:
+        raise _refuse("attention_head_size * heads_num != hidden_size")
+    if cfg.get("local_kv_heads_num", cfg["heads_num"]) != cfg["heads_num"]:
+        raise _refuse("grouped key/value heads")
+    for n in list(cfg["embedding"]) + list(cfg.get("tgt_embedding", [])):
+        if n == "sinusoidalpos":
+            raise _refuse("embedding 'sinusoidalpos' (its table is interleaved sin/cos from position 2 and "
+                          "scales the word embedding by sqrt(emb_size))")
+        if n not in TEXT_EMB and n != "patch":
+            raise _refuse(f"embedding '{n}' (ours: {', '.join(list(TEXT_EMB) + ['patch'])})")
+
+
+def _text_embedding(names: List[str], cfg: dict, vocab_size: int, pad_id: int = 0) -> Dict[str, Any]:
     dim = cfg["emb_size"]
     out: Dict[str, Any] = {}
     for n in names:
-        if n not in TEXT_EMB:
-            raise ConfigError(f"TencentPretrain embedding '{n}' has no counterpart (valid: {', '.join(TEXT_EMB)})")
         if n == "word":
-            out["word"] = {"type": "word", "vocab_size": vocab_size, "dim": dim, "pad_id": 0}
-        elif n in ("pos", "sinusoidalpos"):
-            out["position"] = {"type": "position", "max_length": cfg["max_seq_length"], "dim": dim,
-                               "kind": "learned" if n == "pos" else "sincos"}
-        else:
+            out["word"] = {"type": "word", "vocab_size": vocab_size, "dim": dim, "pad_id": pad_id}
+        elif n == "pos":
+            _require(cfg, "max_seq_length")
+            out["position"] = {"type": "position", "max_length": cfg["max_seq_length"], "dim": dim}
+        elif n == "seg":
             out["segment"] = {"type": "segment", "num_segments": 2, "dim": dim}
+        else:
+            raise _refuse(f"text embedding '{n}'")
+    if "word" not in out or next(iter(out)) != "word":
+        raise _refuse(f"embedding {names} (a text embedding starts with 'word')")
     if not cfg.get("remove_embedding_layernorm", False):
         out["norm"] = {"type": "layer_norm", "dim": dim, "eps": 1e-6, "dropout": cfg.get("dropout", 0.0)}
     return out
 
 
-def _encoder(cfg: dict, layers_key: str = "layers_num") -> Dict[str, Any]:
-    act = cfg.get("hidden_act", "gelu")
+def _encoder(cfg: dict, **over: Any) -> Dict[str, Any]:
+    out = {"type": "transformer", "layers": cfg["layers_num"], "heads": cfg["heads_num"], "dim": cfg["hidden_size"],
+           "mlp_ratio": cfg["feedforward_size"] / cfg["hidden_size"],
+           "norm": cfg.get("layernorm_positioning", "post"), "eps": cfg.get("layernorm_eps", 1e-6),
+           "dropout": cfg.get("dropout", 0.0), "causal": cfg.get("mask", "fully_visible") == "causal"}
+    act = ACTS[cfg.get("hidden_act", "gelu")]
     if act != "gelu":
-        raise ConfigError(f"hidden_act '{act}' is not supported (our blocks use exact GELU)")
-    if cfg["emb_size"] != cfg["hidden_size"]:
-        raise ConfigError("emb_size != hidden_size (ALBERT factorisation) does not convert")
-    return {"type": "transformer", "layers": cfg[layers_key], "heads": cfg["heads_num"], "dim": cfg["hidden_size"],
-            "mlp_ratio": cfg["feedforward_size"] / cfg["hidden_size"],
-            "norm": cfg.get("layernorm_positioning", "post"), "eps": 1e-6, "dropout": cfg.get("dropout", 0.0),
-            "causal": cfg.get("mask", "fully_visible") == "causal"}
+        out["act"] = act
+    out.update(over)
+    return out
 
 
-def convert_config(cfg: dict, *, vocab_size: int = 0, mask_id: int = 103,
-                   special_ids: List[int] = (0, 100, 101, 102, 103)) -> Dict[str, Any]:
-    """A TencentPretrain flat config -> our recipe's "model" section."""
-    _require(cfg, "emb_size", "hidden_size", "feedforward_size", "heads_num", "layers_num", "embedding", "target")
-    targets = cfg["target"] if isinstance(cfg["target"], list) else [cfg["target"]]
-    if "patch" in cfg["embedding"]:
-        _require(cfg, "image_height", "patch_size")
-        if cfg.get("image_width", cfg["image_height"]) != cfg["image_height"]:
-            raise ConfigError("only square images convert")
-        emb = {"type": "patch", "image_size": cfg["image_height"], "patch_size": cfg["patch_size"],
-               "dim": cfg["emb_size"], "pos": "learned", "cls_token": True}
-        model = {"embedding": emb, "encoder": _encoder(cfg), "objectives": {
-            "cls": {"input": "view1", "target_view": "label",
-                    "target_embedding": {"type": "category", "num_classes": cfg.get("labels_num", 1000)},
-                    "decoder": {"type": "pool", "pool": "cls", "head": "linear"}, "target": {"type": "boltzmann"}}}}
-        return model
+def _patch(cfg: dict) -> Dict[str, Any]:
+    _require(cfg, "image_height", "patch_size")
+    if cfg.get("image_width", cfg["image_height"]) != cfg["image_height"]:
+        raise _refuse("non-square images (image_width != image_height)")
+    if list(cfg["embedding"]) != ["patch", "pos"] or not cfg.get("remove_embedding_layernorm", False):
+        raise _refuse(f"image embedding {cfg['embedding']} with remove_embedding_layernorm "
+                      f"{cfg.get('remove_embedding_layernorm', False)} (ours: ['patch', 'pos'], no LayerNorm)")
+    n = (cfg["image_height"] // cfg["patch_size"]) ** 2 + 1
+    if cfg.get("max_seq_length", n) < n:
+        raise ConfigError(f"max_seq_length {cfg['max_seq_length']} < {n} patches + CLS")
+    out = {"type": "patch", "image_size": cfg["image_height"], "patch_size": cfg["patch_size"],
+           "dim": cfg["emb_size"], "pos": "learned", "cls_token": True}
+    if cfg.get("channels_num", 3) != 3:
+        out["in_chans"] = cfg["channels_num"]
+    return out
+
+
+def _pooling(cfg: dict, what: str) -> None:
+    if cfg.get("pooling", "first") != "first":
+        raise _refuse(f"{what} pooling '{cfg['pooling']}' (ours pools the first token here)")
+
+
+def _clip(cfg: dict, vocab_size: int) -> Dict[str, Any]:
+    s0, s1 = dict(cfg, **cfg["stream_0"]), dict(cfg, **cfg["stream_1"])
+    for s in (s0, s1):
+        check_stream(s)
+    if cfg.get("tie_weights", False):
+        raise _refuse("dual stream with tie_weights (one encoder for both streams)")
+    if "patch" in s0["embedding"] or "patch" not in s1["embedding"]:
+        raise _refuse("dual stream other than stream_0 text + stream_1 image")
+    if not cfg.get("projection", False):
+        raise _refuse("CLIP without projection (ours always projects both towers)")
+    _require(cfg, "feature_size")
+    _pooling(s0, "text stream")
+    _pooling(s1, "image stream")
+    text_emb = _text_embedding(s0["embedding"], s0, _vocab(vocab_size))
+    if not s0.get("remove_embedding_layernorm", False):  # the stream's Embedding and DualEmbedding each norm
+        text_emb["norm_2"] = dict(text_emb["norm"])
+    tower = {"type": "text_tower", "dim": cfg["feature_size"], "pool": "first", "embedding": text_emb,
+             "encoder": _encoder(s0)}
+    return {"embedding": _patch(s1), "encoder": _encoder(s1),
+            "objectives": {"clip": {
+                "input": "view1", "target_view": "text", "target_embedding": tower,
+                "decoder": {"type": "pool", "pool": "cls", "head": "linear"},
+                "target": {"type": "infonce", "temperature": 0.07, "learn_temperature": True,
+                           "max_logit_scale": 100.0, "negatives": "batch", "symmetric": True}}}}
+
+
+def _vocab(vocab_size: int) -> int:
     if vocab_size <= 0:
         raise ConfigError("a text model needs the vocabulary size (TencentPretrain reads it from the vocab "
                           "file): pass --vocab-size or --vocab")
-    model: Dict[str, Any] = {"embedding": _text_embedding(cfg["embedding"], cfg, vocab_size),
+    return vocab_size
+
+
+def convert_config(cfg: dict, *, vocab_size: int = 0, mask_id: int = 103,
+                   special_ids: List[int] = (0, 100, 101, 102, 103),
+                   notes: Optional[List[str]] = None) -> Dict[str, Any]:
+    """A TencentPretrain flat config -> our recipe's "model" section. `notes` collects what converts with a
+    difference the user should know about (an untied output layer becomes tied)."""
+    notes = notes if notes is not None else []
+    if "stream_0" in cfg or "stream_1" in cfg:
+        targets = cfg.get("target", [])
+        if "clr" not in targets:
+            raise _refuse(f"dual-stream model with target {targets} (ours: the 'clr' target, CLIP)")
+        return _clip(cfg, vocab_size)
+    _require(cfg, "target")
+    check_stream(cfg)
+    targets = cfg["target"] if isinstance(cfg["target"], list) else [cfg["target"]]
+    for t in targets:
+        if t not in TARGETS:
+            raise _refuse(f"target '{t}' (ours: {', '.join(TARGETS)})")
+    if "patch" in cfg["embedding"]:
+        if targets != ["cls"]:
+            raise _refuse(f"image model with target {targets} (ours: cls)")
+        _pooling(cfg, "cls target")
+        labels = cfg.get("labels_num", 1000)
+        return {"embedding": _patch(cfg), "encoder": _encoder(cfg), "objectives": {"cls": {
+            "input": "view1", "target_view": "label",
+            # an identity class embedding keeps TencentPretrain's head (Linear-tanh-Linear) exactly
+            "target_embedding": {"type": "category", "num_classes": labels},
+            "decoder": {"type": "cls_pooler"}, "target": {"type": "boltzmann"}}}}
+    causal = cfg.get("mask", "fully_visible") == "causal"
+    # TencentPretrain's causal mask ignores padding; pad_id -1 keeps every token attendable here too
+    model: Dict[str, Any] = {"embedding": _text_embedding(cfg["embedding"], cfg, _vocab(vocab_size),
+                                                          pad_id=-1 if causal else 0),
                              "encoder": _encoder(cfg), "objectives": {}}
     word = {"type": "tied_word", "word": "@embedding.word"}
+    if ("mlm" in targets or "lm" in targets) and not cfg.get("tie_weights", False):
+        notes.append("tie_weights is false: our output layer is the word embedding itself, so a checkpoint "
+                     "converts only when its output matrix equals the word embedding")
     if "mlm" in targets:
+        if cfg.get("hidden_act", "gelu") != "gelu":
+            raise _refuse(f"MLM head with hidden_act '{cfg['hidden_act']}' (ours: exact GELU)")
         model["batch_transforms"] = [{"type": "mlm_mask", "mask_id": mask_id, "vocab_size": vocab_size,
                                       "special_ids": list(special_ids)}]
         model["objectives"]["mlm"] = {"input": "mlm_input", "target_view": "text",
@@ -91,71 +219,26 @@ def convert_config(cfg: dict, *, vocab_size: int = 0, mask_id: int = 103,
         dec: Dict[str, Any] = {"type": "mlm_head", "transform": False}
         if "decoder" in cfg:  # seq2seq: the teacher-forced target enters the decoder, not the target side
             _require(cfg, "tgt_embedding")
+            if cfg["decoder"] != "transformer":
+                raise _refuse(f"decoder '{cfg['decoder']}'")
+            if causal:
+                raise _refuse("encoder-decoder with a causal encoder mask")
             dec = {"type": "seq2seq", "input_embedding": _text_embedding(cfg["tgt_embedding"], cfg, vocab_size),
                    "layers": cfg.get("decoder_layers_num", cfg["layers_num"]), "heads": cfg["heads_num"],
                    "mlp_ratio": cfg["feedforward_size"] / cfg["hidden_size"],
-                   "norm": cfg.get("layernorm_positioning", "post"), "eps": 1e-6, "dropout": cfg.get("dropout", 0.0)}
+                   "norm": cfg.get("layernorm_positioning", "post"), "eps": cfg.get("layernorm_eps", 1e-6),
+                   "dropout": cfg.get("dropout", 0.0)}
+            if cfg.get("hidden_act", "gelu") != "gelu":
+                raise _refuse(f"decoder with hidden_act '{cfg['hidden_act']}' (our seq2seq decoder: exact GELU)")
+            if cfg.get("share_embedding", False):
+                notes.append("share_embedding: the decoder's input word embedding starts as a copy of the "
+                             "encoder's (our seq2seq decoder owns its input embedding), so the two train apart")
+        elif not causal:
+            raise _refuse("lm target on a fully visible encoder without a decoder")
         model["objectives"]["lm"] = {"input": "text", "target_view": "text",
-                                     "target_embedding": dict(word, mode="next", bias=False),
+                                     "target_embedding": dict(word, mode="next",
+                                                              bias=bool(cfg.get("has_lmtarget_bias", False))),
                                      "decoder": dec, "target": {"type": "boltzmann"}}
     if not model["objectives"]:
         raise ConfigError(f"no TencentPretrain target among {targets} converts (valid: mlm, sp, sop, lm)")
     return model
-
-
-def _ln(sd: dict, key: str) -> Dict[str, torch.Tensor]:
-    """TencentPretrain LayerNorms are gamma/beta (older) or weight/bias."""
-    w = sd.get(f"{key}.gamma", sd.get(f"{key}.weight"))
-    b = sd.get(f"{key}.beta", sd.get(f"{key}.bias"))
-    if w is None or b is None:
-        raise ConfigError(f"checkpoint has no LayerNorm '{key}'")
-    return {"weight": w, "bias": b}
-
-
-def _put(out: dict, prefix: str, tensors: Dict[str, torch.Tensor]) -> None:
-    for k, v in tensors.items():
-        out[f"{prefix}.{k}"] = v
-
-
-def _linear(sd: dict, key: str) -> Dict[str, torch.Tensor]:
-    return {"weight": sd[f"{key}.weight"], "bias": sd[f"{key}.bias"]}
-
-
-def convert_state(sd: Dict[str, torch.Tensor], layers: int) -> Dict[str, torch.Tensor]:
-    """TencentPretrain BERT / ViT checkpoint keys -> ours."""
-    out: Dict[str, torch.Tensor] = {}
-    if "embedding.patch.projection.weight" in sd:  # ViT: its cls position is folded into our cls token
-        pos = sd["embedding.pos.embedding.weight"]
-        _put(out, "embedding.proj", _linear(sd, "embedding.patch.projection"))
-        out["embedding.cls_token"] = sd["embedding.patch.cls_emb"].reshape(1, 1, -1) + pos[0]
-        out["embedding.pos_embed"] = pos[1:].unsqueeze(0)
-    else:
-        out["embedding.parts.word.weight"] = sd["embedding.word.embedding.weight"]
-        if "embedding.pos.embedding.weight" in sd:
-            out["embedding.parts.position.weight"] = sd["embedding.pos.embedding.weight"]
-        if "embedding.seg.embedding.weight" in sd:
-            out["embedding.parts.segment.weight"] = sd["embedding.seg.embedding.weight"][1:3]
-        if "embedding.layer_norm.gamma" in sd or "embedding.layer_norm.weight" in sd:
-            _put(out, "embedding.parts.norm.norm", _ln(sd, "embedding.layer_norm"))
-    for i in range(layers):
-        src, dst = f"encoder.transformer.{i}.", f"encoder.blocks.{i}."
-        for p in ("weight", "bias"):
-            out[dst + f"attn.qkv.{p}"] = torch.cat([sd[src + f"self_attn.linear_layers.{j}.{p}"] for j in range(3)])
-        _put(out, dst + "attn.proj", _linear(sd, src + "self_attn.final_linear"))
-        _put(out, dst + "norm1", _ln(sd, src + "layer_norm_1"))
-        _put(out, dst + "mlp.fc1", _linear(sd, src + "feed_forward.linear_1"))
-        _put(out, dst + "mlp.fc2", _linear(sd, src + "feed_forward.linear_2"))
-        _put(out, dst + "norm2", _ln(sd, src + "layer_norm_2"))
-    if "encoder.layer_norm.gamma" in sd or "encoder.layer_norm.weight" in sd:  # pre-norm stacks end in one
-        _put(out, "encoder.norm", _ln(sd, "encoder.layer_norm"))
-    if "target.mlm.linear_1.weight" in sd:
-        _put(out, "objectives.mlm.decoder.dense", _linear(sd, "target.mlm.linear_1"))
-        _put(out, "objectives.mlm.decoder.norm", _ln(sd, "target.mlm.layer_norm"))
-        out["objectives.mlm.target_embedding.bias"] = sd["target.mlm.linear_2.bias"]
-    for name in ("sp", "sop"):
-        if f"target.{name}.linear_1.weight" in sd:
-            _put(out, "objectives.sop.decoder.dense", _linear(sd, f"target.{name}.linear_1"))
-            _put(out, "objectives.sop.decoder.out", _linear(sd, f"target.{name}.linear_2"))
-            out["objectives.sop.target_embedding.weight"] = torch.eye(2)
-            out["objectives.sop.target_embedding.bias"] = torch.zeros(2)
-    return out

@@ -12,15 +12,18 @@ from ..registry import ENCODERS
 
 @ENCODERS.register("transformer")
 class TransformerEncoder(nn.Module):
+    """act: the MLP's activation -- "gelu" (exact), "gelu_tanh" (GPT-2), "quick_gelu" (OpenAI CLIP)."""
+
     def __init__(self, *, layers: int, heads: int, dim: int, mlp_ratio: float = 4.0, norm: str = "pre",
                  causal: bool = False, drop_path: float = 0.0, dropout: float = 0.0, qkv_bias: bool = True,
-                 final_norm: bool = True, checkpointing: bool = False, eps: float = 1e-6):
+                 final_norm: bool = True, checkpointing: bool = False, eps: float = 1e-6,
+                 act: str = "gelu"):
         super().__init__()
         self.dim, self.causal, self.checkpointing = dim, causal, checkpointing
         rates = [drop_path * i / max(layers - 1, 1) for i in range(layers)]  # linear stochastic-depth rule
         self.blocks = nn.ModuleList(
             TransformerBlock(dim=dim, heads=heads, mlp_ratio=mlp_ratio, norm=norm, qkv_bias=qkv_bias,
-                             drop_path=r, dropout=dropout, eps=eps) for r in rates)
+                             drop_path=r, dropout=dropout, eps=eps, act=act) for r in rates)
         # Post-norm blocks end in a norm already; pre-norm stacks need one at the end.
         self.norm = nn.LayerNorm(dim, eps=eps) if (final_norm and norm == "pre") else nn.Identity()
         self.apply(_init_weights)

@@ -11,7 +11,8 @@ from .mlp import Mlp
 
 class TransformerBlock(nn.Module):
     def __init__(self, *, dim: int, heads: int, mlp_ratio: float = 4.0, norm: str = "pre",
-                 qkv_bias: bool = True, drop_path: float = 0.0, dropout: float = 0.0, eps: float = 1e-6):
+                 qkv_bias: bool = True, drop_path: float = 0.0, dropout: float = 0.0, eps: float = 1e-6,
+                 act: str = "gelu"):
         super().__init__()
         if norm not in ("pre", "post"):
             raise ValueError(f"norm must be 'pre' or 'post', got {norm!r}")
@@ -19,7 +20,7 @@ class TransformerBlock(nn.Module):
         self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.attn = Attention(dim=dim, heads=heads, qkv_bias=qkv_bias, proj_drop=dropout)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
-        self.mlp = Mlp(dim=dim, hidden=int(dim * mlp_ratio), drop=dropout)
+        self.mlp = Mlp(dim=dim, hidden=int(dim * mlp_ratio), drop=dropout, act=act)
         self.drop_path = DropPath(p=drop_path)
 
     def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None,

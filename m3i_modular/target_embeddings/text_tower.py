@@ -1,6 +1,6 @@
 """`text_tower`: captions -> one vector each (CLIP / M3I's text target). Word + position embeddings and a
 causal transformer, each built from the registry (so their keys are validated with full JSON paths), then
-the EOS token (the last non-padding one) through a linear map to `dim`.
+the EOS token (the last non-padding one; or the mean, or the first token) through a linear map to `dim`.
 
 Returns the batch's text embeddings as candidates for InfoNCE: row i's right candidate is caption i;
 captions that are absent (batch["present"]["text"] false) are neither targets nor negatives."""
@@ -18,8 +18,8 @@ from ..registry import ENCODERS, TARGET_EMBEDDINGS, build, config_error
 class TextTower(nn.Module):
     def __init__(self, *, embedding: dict, encoder: dict, dim: int, pool: str = "eos"):
         super().__init__()
-        if pool not in ("eos", "mean"):
-            raise config_error(f"pool must be eos or mean, got '{pool}'", "pool")
+        if pool not in ("eos", "mean", "first"):
+            raise config_error(f"pool must be eos, mean or first, got '{pool}'", "pool")
         self.pool, self.dim = pool, dim
         self.embedding = build_embedding(embedding, key="embedding")
         enc_cfg = dict(encoder)
@@ -44,6 +44,8 @@ class TextTower(nn.Module):
         if self.pool == "eos":
             last = (~pad).sum(1).clamp(min=1) - 1
             feat = z[torch.arange(b, device=z.device), last]
+        elif self.pool == "first":  # a bidirectional tower's [CLS] (TencentPretrain's CLIP text stream)
+            feat = z[:, 0]
         else:
             keep = (~pad).unsqueeze(-1).to(z.dtype)
             feat = (z * keep).sum(1) / keep.sum(1)
