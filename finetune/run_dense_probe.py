@@ -5,9 +5,9 @@ Needs a source that yields masks (synthetic_shapes does: 0 background, label + 1
     python finetune/run_dense_probe.py --checkpoint runs/m3i_vit
     python finetune/run_dense_probe.py --random-init --config models/m3i_vit.json       # the baseline
 
-JSON keys: miou (primary), fg_miou (class 0 left out), pixel_acc, dense_train_miou, dense_l2,
-dense_val_miou_l2_<l2>, grid, num_seg_classes, upsample, n_train, n_test, dim, and the common ones
-(finetune/eval_common.py).
+JSON keys: miou (primary), fg_miou (class 0 left out), objectness_iou (any shape vs background), pixel_acc,
+dense_train_miou, dense_l2, dense_val_miou_l2_<l2>, grid, num_seg_classes, upsample, n_train, n_test, dim, and
+the common ones (finetune/eval_common.py).
 """
 import os
 import sys
@@ -48,7 +48,8 @@ def evaluate(ctx) -> dict:
     res = dense_probe(train.x, train.seg, held_out.x, held_out.seg, l2_grid=L2_GRID if args.l2 is None else args.l2,
                       val_fraction=args.val_fraction, max_iter=args.max_iter, seed=args.seed,
                       upsample=args.upsample)
-    return {"miou": res["miou"], "fg_miou": res["fg_miou"], "pixel_acc": res["pixel_acc"],
+    return {"miou": res["miou"], "fg_miou": res["fg_miou"], "objectness_iou": res["objectness_iou"],
+            "pixel_acc": res["pixel_acc"],
             "dense_train_miou": res["train_miou"], "dense_l2": res["l2"], "dense_val_miou_l2": res["val_miou"],
             "grid": res["grid"], "num_seg_classes": res["num_seg_classes"], "upsample": res["upsample"],
             "n_train": res["n_train"], "n_test": res["n_test"], "dim": res["dim"]}

@@ -10,7 +10,8 @@
 3. each patch's logits go back to its pixels (`nearest`, the default: the patch's class for all its pixels;
    `bilinear`: logits interpolated between patch centres) and the confusion matrix over all held-out pixels
    gives IoU per class = TP / (TP + FP + FN); mIoU is the mean over the classes present in the ground truth or
-   the predictions, background (class 0) included; `fg_miou` leaves class 0 out.
+   the predictions, background (class 0) included; `fg_miou` leaves class 0 out; `objectness_iou` is the IoU of
+   "any foreground class" against background (localisation without recognition).
 
 Masks hold a class per pixel (synthetic_shapes: 0 background, label + 1 for the shape); IGNORE (255) pixels
 count nowhere.
@@ -66,8 +67,9 @@ def confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> tor
 
 
 def iou_scores(conf: torch.Tensor) -> Dict[str, float]:
-    """mIoU (classes present in ground truth or prediction), foreground mIoU (class 0 left out) and pixel
-    accuracy of a confusion matrix."""
+    """mIoU (classes present in ground truth or prediction), foreground mIoU (class 0 left out), the
+    class-agnostic IoU of foreground vs background (`objectness_iou`: where the objects are, whatever their
+    class) and pixel accuracy of a confusion matrix."""
     conf = conf.double()
     tp = conf.diag()
     union = conf.sum(0) + conf.sum(1) - tp
@@ -76,8 +78,11 @@ def iou_scores(conf: torch.Tensor) -> Dict[str, float]:
     fg = seen.clone()
     fg[0] = False
     total = conf.sum()
+    obj_tp, obj_fp, obj_fn = conf[1:, 1:].sum(), conf[0, 1:].sum(), conf[1:, 0].sum()
+    obj_union = obj_tp + obj_fp + obj_fn
     return {"miou": float(iou[seen].mean()) if seen.any() else 0.0,
             "fg_miou": float(iou[fg].mean()) if fg.any() else 0.0,
+            "objectness_iou": float(obj_tp / obj_union) if obj_union > 0 else 0.0,
             "pixel_acc": float(tp.sum() / total) if total > 0 else 0.0}
 
 

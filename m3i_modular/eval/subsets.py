@@ -86,13 +86,18 @@ def per_class_indices(labels: Sequence[int], per_class: int, seed: int = 0) -> L
     return sorted(out)
 
 
+# Past this many samples the labels are not scanned (a read per sample on shards): a seeded uniform draw is as
+# good a sample of a large source, class-sorted or not.
+MAX_LABEL_SCAN = 1_000_000
+
+
 def choose_subset(source, n: int, seed: int = 0) -> Tuple[List[int], str]:
     """(indices, how) of n samples of `source`: "all" when it holds no more than n, "stratified" when it
     tells its labels, "random" otherwise. The same (source, n, seed) always gives the same indices."""
     size = len(source)
     if size <= n:
         return list(range(size)), "all"
-    labels = source_labels(source)
+    labels = source_labels(source) if size <= MAX_LABEL_SCAN else None
     if labels is not None and any(y is not None and int(y) >= 0 for y in labels):
         return stratified_indices(labels, n, seed), "stratified"
     return sorted(int(i) for i in _permutation(size, seed)[:n]), "random"

@@ -18,7 +18,7 @@ def test_features_that_encode_the_mask_give_miou_one():
     cells_te, seg_te = _block_masks(6, seed=1)
     feats = lambda cells: torch.nn.functional.one_hot(cells, 3).float() * 2.0  # noqa: E731  (N, h, w, 3)
     res = dense_probe(feats(cells_tr), seg_tr, feats(cells_te), seg_te, max_iter=50)
-    assert res["miou"] == 1.0 and res["fg_miou"] == 1.0 and res["pixel_acc"] == 1.0
+    assert res["miou"] == 1.0 and res["fg_miou"] == 1.0 and res["pixel_acc"] == 1.0 and res["objectness_iou"] == 1.0
     assert res["train_miou"] == 1.0 and res["num_seg_classes"] == 3 and res["grid"] == "4x4"
     assert set(res["val_miou"]) == {"0.01", "0.0001", "1e-06"}
 
@@ -41,6 +41,8 @@ def test_iou_of_a_hand_made_confusion():
     assert abs(s["miou"] - (3 / 5 + 2 / 3 + 0) / 3) < 1e-9
     assert abs(s["fg_miou"] - (2 / 3 + 0) / 2) < 1e-9
     assert abs(s["pixel_acc"] - 5 / 7) < 1e-9      # the ignore pixel counts nowhere
+    # any-foreground vs background: 2 foreground pixels found, 1 missed, 1 background called foreground
+    assert abs(s["objectness_iou"] - 2 / 4) < 1e-9
 
 
 def test_patch_targets_are_pixel_shares_and_nearest_assignment_covers_each_patch():
