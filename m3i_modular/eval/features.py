@@ -1,5 +1,8 @@
-"""Frozen features for evaluation: the mean of the last layer's tokens (prefix tokens such as CLS left
-out), computed in batches, without gradients, in eval mode (the model's mode is restored afterwards)."""
+"""Reading an evaluation split and its frozen features. Samples go through the eval view (pixel masks carried
+through the same crop and resize, captions on request); an unreadable sample is skipped and counted. Features
+are the mean of the last layer's tokens (prefix tokens such as CLS left out) or the grid tokens on their grid,
+computed batch by batch as the split is read, without gradients, in eval mode (the model's mode is restored
+afterwards)."""
 import contextlib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
