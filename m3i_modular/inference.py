@@ -14,7 +14,7 @@ from typing import Any, List, Optional
 import torch
 
 from . import checkpoint as ckpt
-from .config import import_plugins
+from .config import apply_set, import_plugins
 from .errors import ConfigError, DataError
 from .interfaces import QUERY, needs_of
 from .eval.features import mean_pooled
@@ -135,8 +135,11 @@ class Pretrained:
         return out.value if out.value is not None else out.candidates
 
 
-def load(checkpoint_dir: str, *, device: Any = "cpu", crop_pct: float = 1.0) -> Pretrained:
-    """Rebuild the model of a checkpoint (a step_* directory, or a run directory naming its latest)."""
+def load(checkpoint_dir: str, *, device: Any = "cpu", crop_pct: float = 1.0,
+         overrides: Optional[List[str]] = None) -> Pretrained:
+    """Rebuild the model of a checkpoint (a step_* directory, or a run directory naming its latest).
+    `overrides` are --set style "key=value" changes to the checkpoint's recipe (its data, views or eval
+    settings; a changed model no longer matches the saved weights, and loading says so)."""
     path = ckpt.resolve_checkpoint(checkpoint_dir)
     try:
         cfg = ckpt.load_config_json(path)
@@ -144,14 +147,21 @@ def load(checkpoint_dir: str, *, device: Any = "cpu", crop_pct: float = 1.0) -> 
         raise ConfigError(f"checkpoint '{path}' has no readable config.json ({e})") from None
     if not isinstance(cfg, dict) or "model" not in cfg:
         raise ConfigError(f"checkpoint '{path}': config.json has no 'model' section")
+    for assignment in overrides or []:
+        apply_set(cfg, assignment)
     import_plugins(cfg.get("imports", []), file=os.path.join(path, "config.json"))
     seed = (cfg.get("train") or {}).get("seed", 0)
     model = build_model(cfg["model"], cfg.get("shared"), seed=seed)
     state = ckpt.load_tensors(path, "model")
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    why = "was the model changed by --set?" if overrides else "was a plugin changed since it was saved?"
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # a shape mismatch
+        first = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), str(e)[:200])
+        raise ConfigError(f"checkpoint '{path}' does not match its config: {first} ({why})") from None
     if missing or unexpected:
-        raise ConfigError(f"checkpoint '{path}' does not match its own config: missing {list(missing)[:5]}, "
-                          f"unexpected {list(unexpected)[:5]} (was a plugin changed since it was saved?)")
+        raise ConfigError(f"checkpoint '{path}' does not match its config: missing {list(missing)[:5]}, "
+                          f"unexpected {list(unexpected)[:5]} ({why})")
     tokenizer = None
     tok_dir = os.path.join(path, "tokenizer")
     if os.path.isdir(tok_dir):

@@ -9,11 +9,10 @@ classification and audio<->text retrieval R@K.
 Evaluation runs the recipe's own audio view with its random steps made deterministic: crops start at frame
 0, maskers and SpecAugment are left out.
 """
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..data.audio import Audio
 from ..data.views.pipeline import apply_view, view_field
@@ -21,6 +20,7 @@ from ..errors import ConfigError, DataError
 from ..interfaces import QUERY, needs_of
 from ..registry import TRANSFORMS, build, config_path, nearest
 from ..selection import select
+from .retrieval import cosine_similarity, distinct_texts, paired_retrieval, zero_shot_predict
 
 TRAIN_ONLY = ("specaugment",)
 
@@ -104,40 +104,27 @@ def encode_audio(pretrained: Any, clips: Sequence[Any], objective: Optional[str]
     return torch.cat(out)
 
 
-def recall_at_k(sim: torch.Tensor, relevant: torch.Tensor, k: int) -> float:
-    """Share of queries (rows of sim) with a relevant key among their k most similar."""
-    top = sim.topk(min(k, sim.shape[1]), dim=1).indices
-    return float(relevant.gather(1, top).any(1).float().mean())
-
-
 def _similarity(pretrained, clips, texts, objective, tower) -> torch.Tensor:
-    a = F.normalize(encode_audio(pretrained, clips, objective).float(), dim=-1)
-    t = F.normalize(pretrained.encode_text(list(texts), tower=tower).float(), dim=-1)
-    return a @ t.T
+    a = encode_audio(pretrained, clips, objective)
+    t = pretrained.encode_text(list(texts), tower=tower)
+    return cosine_similarity(a, t)
 
 
 def zero_shot_classify(pretrained: Any, clips: Sequence[Any], class_texts: Sequence[str], *,
                        objective: Optional[str] = None, tower: Optional[str] = None) -> Tuple[torch.Tensor,
                                                                                             torch.Tensor]:
     """Each clip's class = the class text its embedding is most similar to. Returns (pred (B,), sim (B, C))."""
-    sim = _similarity(pretrained, clips, class_texts, objective, tower)
-    return sim.argmax(1), sim
+    a = encode_audio(pretrained, clips, objective)
+    return zero_shot_predict(a, pretrained.encode_text(list(class_texts), tower=tower))
 
 
 def audio_text_retrieval(pretrained: Any, clips: Sequence[Any], captions: Sequence[str], *,
                          objective: Optional[str] = None, tower: Optional[str] = None,
                          ks: Sequence[int] = (1, 5)) -> Dict[str, float]:
-    """R@K both ways over paired (clip, caption) lists. Identical captions are one candidate: audio->text
-    ranks the distinct captions, text->audio ranks the clips for each distinct caption, and any clip whose
-    caption is the same text counts as a hit."""
+    """R@K both ways over paired (clip, caption) lists (eval/retrieval.py: identical captions are one
+    candidate, and any clip with that caption is a hit)."""
     if len(clips) != len(captions):
         raise DataError(f"{len(clips)} clips but {len(captions)} captions: retrieval needs pairs")
-    distinct: List[str] = sorted(set(captions))
-    which = torch.tensor([distinct.index(c) for c in captions])
-    sim = _similarity(pretrained, clips, distinct, objective, tower).cpu()
-    rel = which[:, None] == torch.arange(len(distinct))[None, :]          # (clips, distinct captions)
-    out = {}
-    for k in ks:
-        out[f"a2t_r{k}"] = recall_at_k(sim, rel, k)
-        out[f"t2a_r{k}"] = recall_at_k(sim.T, rel.T, k)
-    return out
+    distinct, which = distinct_texts(captions)
+    sim = _similarity(pretrained, clips, distinct, objective, tower)
+    return paired_retrieval(sim, which, ks, names=("a2t", "t2a"))

@@ -1,15 +1,18 @@
-"""Frozen features for evaluation: the mean of the last layer's tokens (prefix tokens such as CLS left
-out), computed in batches, without gradients, in eval mode (the model's mode is restored afterwards)."""
+"""Reading an evaluation split and its frozen features. Samples go through the eval view (pixel masks carried
+through the same crop and resize, captions on request); an unreadable sample is skipped and counted. Features
+are the mean of the last layer's tokens (prefix tokens such as CLS left out) or the grid tokens on their grid,
+computed batch by batch as the split is read, without gradients, in eval mode (the model's mode is restored
+afterwards)."""
 import contextlib
-import inspect
-from typing import Any, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..data.views.pipeline import apply_view
-from ..errors import ConfigError, DataError
-from ..registry import DATASETS, build, config_path
+from ..errors import DataError
+from .sources import build_split_source  # noqa: F401  (re-exported: the training monitor builds splits here)
 
 
 def mean_pooled(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -18,62 +21,155 @@ def mean_pooled(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     return tokens[:, prefix:].float().mean(1)
 
 
-def build_split_source(cfg: dict, split: str, *, num_samples: Optional[int] = None, source: int = 0) -> Any:
-    """The recipe's data source `source` with `split` (and num_samples where the source takes it), with every
-    label kept."""
-    sources = (cfg.get("data") or {}).get("sources") or []
-    path = f"data.sources[{source}]"
-    if not 0 <= source < len(sources) or not isinstance(sources[source], dict):
-        raise ConfigError(f"the recipe has no data source {source} to evaluate on ({len(sources)} sources)",
-                          path="data.sources")
-    scfg = {k: v for k, v in sources[source].items() if k != "weight"}
-    with config_path(path, absolute=True):
-        params = inspect.signature(DATASETS.get(scfg.get("type")).__init__).parameters
-        if "split" not in params:
-            raise ConfigError(f"source '{scfg['type']}' takes no 'split': evaluation needs a train and a "
-                              f"held-out split", path=path)
-        scfg["split"] = split
-        if num_samples is not None and "num_samples" in params:
-            scfg["num_samples"] = max(int(num_samples), 1)
-        # labels withheld from pre-training are still the probe's labels: every recipe is probed on the same
-        # samples whatever its label/caption fraction
-        for frac in ("label_fraction", "caption_fraction"):
-            if frac in params:
-                scfg[frac] = 1.0
-        return build(DATASETS, scfg)
+def patch_tokens(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Last-layer grid tokens on their grid, (B, h, w, D) float; prefix tokens (CLS) left out. The grid is
+    the encoder's output grid (a hierarchical encoder downsamples the embedding's)."""
+    grid, prefix = None, getattr(getattr(model, "embedding", None), "num_prefix", 0)
+    if hasattr(model, "encode"):
+        enc = model.encode({"views": {"input": images}}, "input")
+        z, prefix, grid = enc.z, enc.prefix, getattr(enc.tokens, "grid", None)
+    else:
+        z = model.forward_features(images)
+    z = z[:, prefix:].float()
+    n = z.shape[1]
+    if grid is None or grid[0] * grid[1] != n:  # square-ish grid with the image's aspect ratio
+        hgt, wid = images.shape[-2:]
+        h = max(1, round((n * hgt / wid) ** 0.5))
+        if n % h:
+            raise DataError(f"cannot lay {n} tokens on a grid for a {hgt}x{wid} image")
+        grid = (h, n // h)
+    return z.reshape(z.shape[0], grid[0], grid[1], z.shape[-1])
 
 
 class EvalSplit(Dataset):
-    """(image through the eval view, label) of a source's first samples; -1 where a sample has no label."""
+    """Samples of a source through the eval view: {"image", "label" (-1 without one), and on request "seg"
+    (the pixel mask carried through the same crop and resize, nearest neighbour) and "caption"}. An
+    unreadable sample (the source raises DataError) comes back as None and is counted, not fatal."""
 
-    def __init__(self, source: Any, steps: Sequence[Any], limit: Optional[int] = None):
+    def __init__(self, source: Any, steps: Sequence[Any], indices: Optional[Sequence[int]] = None, *,
+                 limit: Optional[int] = None, with_seg: bool = False, with_caption: bool = False):
         self.source, self.steps = source, list(steps)
-        self.n = len(source) if limit is None else min(int(limit), len(source))
+        if indices is None:
+            n = len(source) if limit is None else min(int(limit), len(source))
+            indices = range(n)
+        self.indices = [int(i) for i in indices]
+        self.with_seg, self.with_caption = with_seg, with_caption
 
     def __len__(self) -> int:
-        return self.n
+        return len(self.indices)
 
-    def __getitem__(self, i: int):
-        raw = self.source[i]
+    def __getitem__(self, i: int) -> Optional[Dict[str, Any]]:
+        index = self.indices[i]
+        try:
+            raw = self.source[index]
+        except DataError:
+            return None
+        if raw is None:
+            return None
         if raw.get("image") is None:
-            raise DataError(f"sample '{raw.get('key', i)}' has no image to evaluate")
+            raise DataError(f"sample '{raw.get('key', index)}' has no image to evaluate")
         g = torch.Generator().manual_seed(0)
+        view = apply_view(self.steps, raw["image"], g)
         label = raw.get("label")
-        return apply_view(self.steps, raw["image"], g).image, -1 if label is None else int(label)
+        item: Dict[str, Any] = {"image": view.image, "label": -1 if label is None else int(label)}
+        if self.with_seg:
+            seg = raw.get("seg")
+            item["seg"] = None if seg is None else view_mask(torch.as_tensor(seg), view)
+        if self.with_caption:
+            item["caption"] = raw.get("caption")
+        return item
 
 
-def load_split(source: Any, steps: Sequence[Any], *, limit: Optional[int] = None, batch_size: int = 256,
+def view_mask(seg: torch.Tensor, view: Any) -> torch.Tensor:
+    """A source pixel mask (h, w) resampled (nearest) onto the view's pixel grid through its crop box and
+    flip: (H, W) long, the label of the source pixel under each view pixel centre."""
+    h, w = view.image.shape[-2:]
+    v = (torch.arange(h, dtype=torch.float64) + 0.5) / h
+    u = (torch.arange(w, dtype=torch.float64) + 0.5) / w
+    x, y = view.to_source(u, v)
+    sh, sw = seg.shape[-2:]
+    col = (x * sw).floor().long().clamp(0, sw - 1)
+    row = (y * sh).floor().long().clamp(0, sh - 1)
+    return seg.long()[row[:, None], col[None, :]]
+
+
+def _collate(items):
+    return items
+
+
+@dataclass
+class EvalData:
+    """An evaluation split after reading: `x` = images (N, 3, H, W) through the eval view, or what `encode`
+    made of them (features (N, D), patch tokens (N, h, w, D)); labels (N,) (-1: none); where asked, pixel
+    masks (N, H, W) and captions. `skipped` unreadable samples were left out."""
+    x: torch.Tensor
+    labels: torch.Tensor
+    seg: Optional[torch.Tensor] = None
+    captions: Optional[List[Optional[str]]] = None
+    skipped: int = 0
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def take(self, keep: torch.Tensor) -> "EvalData":
+        """The rows where the bool mask `keep` is true."""
+        caps = None if self.captions is None else [c for c, k in zip(self.captions, keep.tolist()) if k]
+        return EvalData(self.x[keep], self.labels[keep], None if self.seg is None else self.seg[keep], caps,
+                        self.skipped)
+
+
+@contextlib.contextmanager
+def frozen(model: torch.nn.Module):
+    """Eval mode without gradients; the model's mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def read_split(source: Any, steps: Sequence[Any], indices: Optional[Sequence[int]] = None, *,
+               limit: Optional[int] = None, encode: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+               batch_size: int = 256, num_workers: int = 0, with_seg: bool = False,
+               with_caption: bool = False) -> EvalData:
+    """Every readable sample of `indices` (default: the first `limit`) through the eval view; with `encode`
+    each batch of images is encoded as it is read (only the encodings are kept)."""
+    ds = EvalSplit(source, steps, indices, limit=limit, with_seg=with_seg, with_caption=with_caption)
+    loader = DataLoader(ds, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate)
+    xs, labels, segs, captions, skipped = [], [], [], [], 0
+    for items in loader:
+        kept = [it for it in items if it is not None]
+        skipped += len(items) - len(kept)
+        if not kept:
+            continue
+        x = torch.stack([it["image"] for it in kept])
+        xs.append(x if encode is None else encode(x).detach().float().cpu())
+        labels += [it["label"] for it in kept]
+        if with_seg:
+            if any(it["seg"] is None for it in kept):
+                raise DataError("a sample has no pixel mask ('seg'): a dense probe needs a source that yields "
+                                "masks (synthetic_shapes does)")
+            segs += [it["seg"] for it in kept]
+        if with_caption:
+            captions += [it["caption"] for it in kept]
+    if not xs:
+        raise DataError(f"none of the {len(ds)} samples of the evaluation split could be read"
+                        if len(ds) else "the evaluation split is empty")
+    return EvalData(torch.cat(xs), torch.tensor(labels, dtype=torch.long),
+                    torch.stack(segs) if with_seg else None, captions if with_caption else None, skipped)
+
+
+def load_split(source: Any, steps: Sequence[Any], *, limit: Optional[int] = None,
+               indices: Optional[Sequence[int]] = None, batch_size: int = 256,
                num_workers: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
     """All labelled images of the split (N, 3, H, W) and their labels (N,)."""
-    loader = DataLoader(EvalSplit(source, steps, limit), batch_size=batch_size, num_workers=num_workers)
-    images, labels = [], []
-    for x, y in loader:
-        keep = y >= 0  # unlabelled samples cannot be scored
-        images.append(x[keep])
-        labels.append(y[keep])
-    if not images or sum(len(y) for y in labels) == 0:
+    data = read_split(source, steps, indices, limit=limit, batch_size=batch_size, num_workers=num_workers)
+    keep = data.labels >= 0  # unlabelled samples cannot be scored
+    if int(keep.sum()) == 0:
         raise DataError("the evaluation split has no labelled samples")
-    return torch.cat(images), torch.cat(labels)
+    return data.x[keep], data.labels[keep]
 
 
 @torch.no_grad()

@@ -12,6 +12,8 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from .subsets import per_class_indices
+
 L2_GRID = (1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 
 
@@ -23,7 +25,8 @@ def standardise(train_x: torch.Tensor, *others: torch.Tensor, eps: float = 1e-6)
 
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, *,
                  max_iter: int = 300) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Weights (D, C) and bias (C,) of an L2-regularised softmax regression, trained from zero."""
+    """Weights (D, C) and bias (C,) of an L2-regularised softmax regression, trained from zero. `y` holds a
+    class per row (N,), or class probabilities (N, C) (the dense probe's per-patch class shares)."""
     w = torch.zeros(x.shape[1], num_classes, device=x.device, requires_grad=True)
     b = torch.zeros(num_classes, device=x.device, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=20, tolerance_grad=1e-7,
@@ -72,3 +75,15 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
     return {"accuracy": _accuracy(xte, test_y, w, b), "train_accuracy": _accuracy(xtr, train_y, w, b),
             "l2": best_l2, "val_accuracy": val_acc, "n_train": n, "n_test": int(len(test_y)),
             "dim": int(xtr.shape[1]), "num_classes": c, "chance": 1.0 / c}
+
+
+def low_label_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, *,
+                    per_class: int, num_classes: Optional[int] = None, seed: int = 0,
+                    **kwargs) -> Dict[str, object]:
+    """The same protocol trained on `per_class` seeded samples of each class only (a few-label regime where
+    a full probe saturates on easy data); scored on the whole held-out split."""
+    if per_class < 1:
+        raise ValueError(f"per_class must be >= 1, got {per_class}")
+    c = int(num_classes or int(torch.cat([train_y, test_y]).max()) + 1)
+    idx = torch.tensor(per_class_indices(train_y.tolist(), per_class, seed), dtype=torch.long)
+    return linear_probe(train_x[idx], train_y[idx], test_x, test_y, num_classes=c, seed=seed, **kwargs)

@@ -4,6 +4,8 @@ import json
 import os
 import sys
 
+import pytest
+
 from tiny_recipe import REPO, RECIPE  # noqa: E402
 
 sys.path.insert(0, os.path.join(REPO, "finetune"))
@@ -21,17 +23,23 @@ def test_random_init_probe_on_synthetic_shapes_stays_at_or_below_60_percent(tmp_
                                   "--l2", "1e-1", "1e-3", "1e-5", "--max-iter", "100"] + SPLITS) == 0
     probe = json.loads(out.read_text())
     assert probe["model"] == "random_init" and probe["n_train"] == 300 and probe["n_test"] == 200
-    assert probe["num_classes"] == 10 and probe["dim"] == 64 and set(probe["val_accuracy"]) == {"0.1", "0.001", "1e-05"}
-    assert probe["accuracy"] <= 0.60
+    assert probe["num_classes"] == 10 and probe["dim"] == 64 and probe["primary"] == "linear_acc"
+    assert {k for k in probe if k.startswith("linear_val_acc_l2_")} == {
+        "linear_val_acc_l2_0.1", "linear_val_acc_l2_0.001", "linear_val_acc_l2_1e-05"}
+    assert probe["linear_acc"] <= 0.60 and probe["low_label_acc"] <= 0.60
+    assert probe["low_label_per_class"] == 10 and probe["low_label_n_train"] == 100  # 10 of each of 10 classes
+    assert all(not isinstance(v, (dict, list)) for v in probe.values())  # one flat object
     out_knn = tmp_path / "knn.json"
     assert run_knn.main(["--random-init", "--config", RECIPE, "--output", str(out_knn), "--k", "10", "20"]
                         + SPLITS) == 0
     knn = json.loads(out_knn.read_text())
-    assert set(knn["accuracy"]) == {"10", "20"} and max(knn["accuracy"].values()) <= 0.60
+    assert knn["knn_k"] == 10 and knn["knn_acc"] == knn["knn_acc_k10"]
+    assert max(knn["knn_acc_k10"], knn["knn_acc_k20"]) <= 0.60
     with capsys.disabled():
         print(f"\nrandom-init tiny ViT on synthetic_shapes (300 train / 200 val): linear probe "
-              f"{probe['accuracy']:.3f} (l2 {probe['l2']:g}), k-NN k=10 {knn['accuracy']['10']:.3f}, "
-              f"k=20 {knn['accuracy']['20']:.3f}, chance {probe['chance']:.3f}")
+              f"{probe['linear_acc']:.3f} (l2 {probe['linear_l2']:g}), 10-per-class probe "
+              f"{probe['low_label_acc']:.3f}, k-NN k=10 {knn['knn_acc_k10']:.3f}, k=20 {knn['knn_acc_k20']:.3f}, "
+              f"chance {probe['chance']:.3f}")
 
 
 def test_cli_mistakes_are_one_line_exit_2(tmp_path, capsys):
@@ -40,7 +48,10 @@ def test_cli_mistakes_are_one_line_exit_2(tmp_path, capsys):
              (["--random-init", "--config", RECIPE, "--eval-split", "tset"], "unknown split 'tset'"),
              (["--random-init", "--config", RECIPE, "--set", "model.encodr.dim=3"], "no key 'encodr'"),
              (["--random-init", "--config", RECIPE, "--train-samples", "0"], "--train-samples"),
-             (["--random-init", "--config", RECIPE, "--val-fraction", "1.5"], "--val-fraction")]
+             (["--random-init", "--config", RECIPE, "--val-fraction", "1.5"], "--val-fraction"),
+             (["--random-init", "--config", RECIPE, "--low-label-per-class", "-1"], "--low-label-per-class"),
+             (["--random-init", "--config", RECIPE, "--train-data", str(tmp_path / "nope")], "no such file"),
+             (["--checkpoint", str(tmp_path), "--config", RECIPE], "--config goes with --random-init")]
     for argv, what in cases:
         out = tmp_path / "never.json"
         assert run_linear_probe.main(argv + ["--output", str(out)]) == 2, argv
@@ -49,6 +60,10 @@ def test_cli_mistakes_are_one_line_exit_2(tmp_path, capsys):
         assert not out.exists()
     assert run_knn.main(["--random-init", "--config", RECIPE, "--k", "0"]) == 2
     assert "--k must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # argparse's own mistakes: one line too, exit code 2
+        run_knn.main(["--random-init", "--config", RECIPE, "--train-samples", "x"])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1 and "invalid int value" in err, err
 
 
 def test_labels_withheld_from_pretraining_are_still_probed(tmp_path):

@@ -31,7 +31,7 @@ def test_monitors_land_in_metrics_jsonl_and_match_the_offline_knn(tmp_path, caps
                          "--output", str(res)]) == 0
     offline = json.loads(res.read_text())
     assert offline["step"] == 5 and offline["n_train"] == 60 and offline["n_test"] == 40
-    assert abs(offline["accuracy"]["5"] - recs[-1]["knn_acc"]) < 1e-6
+    assert abs(offline["knn_acc_k5"] - recs[-1]["knn_acc"]) < 1e-6 and offline["knn_acc"] == offline["knn_acc_k5"]
 
 
 def test_eval_section_errors_are_one_line_and_write_nothing(tmp_path, capsys):

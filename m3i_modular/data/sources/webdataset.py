@@ -158,6 +158,19 @@ class WebDatasetShards:
         s, i = self._locate(index)
         return self.keys[s][i]
 
+    def labels(self) -> List[Optional[int]]:
+        """Every sample's label read from its small `.cls` / `.json` member alone (no image is decoded), for
+        class-stratified evaluation subsets; None where a sample has none or it cannot be read."""
+        out: List[Optional[int]] = []
+        for s, members in enumerate(self.members):
+            for m in members:
+                try:
+                    out.append(self._label(s, m, self._json(s, m) if "cls" not in m else None)
+                               if self.use_labels else None)
+                except (DataError, OSError):
+                    out.append(None)
+        return out
+
     def _read(self, s: int, member) -> bytes:
         return self.files.read(self.paths[s], member[0], member[1])
 
