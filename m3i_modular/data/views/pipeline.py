@@ -1,4 +1,4 @@
-"""Sources -> named views, tokenized text -> the batch dict the model reads (DESIGN §5).
+"""Sources -> named views, tokenized text -> the batch dict the model reads.
 
     views = build_views(cfg["views"])
     ds = PretrainDataset(cfg["data"], views, tokenizer=tok, seed=cfg["train"]["seed"])
@@ -211,7 +211,7 @@ class PretrainDataset(Dataset):
 
 
 def collate(items: List[Dict[str, Any]]) -> Dict[str, Any]:
-    """Stack per-sample dicts into the batch dict (DESIGN §5)."""
+    """Stack per-sample dicts into the batch dict."""
     first = items[0]
     batch: Dict[str, Any] = {
         "views": {n: torch.stack([it["views"][n] for it in items]) for n in first["views"]},
