@@ -183,8 +183,9 @@ def _describe(ann: Any) -> str:
     return str(ann).replace("typing.", "")
 
 
-def check_kwargs(fn: Callable, kwargs: Dict[str, Any], *, what: str, skip=()) -> None:
-    """Check keys (unknown, missing) and types of `kwargs` against `fn`'s keyword parameters."""
+def keyword_params(fn: Callable) -> typing.Tuple[Dict[str, inspect.Parameter], Dict[str, Any], bool]:
+    """What check_kwargs reads of `fn` (a class: its __init__): its keyword parameters by name, their resolved
+    annotations, and whether it takes **kwargs. `--explain` (discover.py) shows the same."""
     target = fn.__init__ if inspect.isclass(fn) else fn
     sig = inspect.signature(target)
     try:
@@ -193,13 +194,20 @@ def check_kwargs(fn: Callable, kwargs: Dict[str, Any], *, what: str, skip=()) ->
         hints = {}
     params = {n: p for n, p in sig.parameters.items()
               if n != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    hints = {n: hints.get(n, p.annotation) for n, p in params.items()}
     takes_any = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+    return params, hints, takes_any
+
+
+def check_kwargs(fn: Callable, kwargs: Dict[str, Any], *, what: str, skip=()) -> None:
+    """Check keys (unknown, missing) and types of `kwargs` against `fn`'s keyword parameters."""
+    params, hints, takes_any = keyword_params(fn)
     for key, value in kwargs.items():
         if key not in params:
             if takes_any:
                 continue
             raise config_error(f"unknown key '{key}' for {what}{nearest(key, params)}", key)
-        ann = hints.get(key, params[key].annotation)
+        ann = hints[key]
         if not _type_ok(value, ann):
             raise config_error(f"expected {_describe(ann)} for '{key}' of {what}, got {value!r}", key)
     for name, p in params.items():
