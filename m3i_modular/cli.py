@@ -13,7 +13,8 @@ from .errors import ConfigError, DataError
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="pretrain.py", description="Train a pretraining recipe.")
-    p.add_argument("--config", required=True, help="recipe file (models/*.json)")
+    p.add_argument("--config", help="recipe file (models/*.json); required unless --list, --list-recipes or "
+                   "--explain")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, typed like the value it replaces (repeatable)")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
@@ -26,7 +27,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="stop after this step with a checkpoint (a time-limited job); --resume continues")
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved config, parameters per component and FLOPs per step, then exit")
-    return p.parse_args(argv)
+    p.add_argument("--list", action="store_true", help="list every registry's components with a one-line doc")
+    p.add_argument("--list-recipes", nargs="?", const="", metavar="DIR",
+                   help="list the recipes (models/*.json, or DIR) with their descriptions")
+    p.add_argument("--explain", metavar="NAME", help="a component's keys, types and defaults (NAME or FAMILY.NAME, "
+                   "e.g. pool, decoder.pool), or a recipe section's (train, optim, ...)")
+    args = p.parse_args(argv)
+    args.discover = args.list or args.list_recipes is not None or args.explain is not None
+    if args.config is None and not args.discover:
+        p.error("the following arguments are required: --config (or --list, --list-recipes, --explain NAME)")
+    return args
 
 
 def init_from(model, path: str) -> dict:
@@ -58,6 +68,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    if args.discover:
+        from .discover import run
+        return run(args)
     cfg = load_config(args.config, overrides=args.overrides, imports=args.imports)
     from . import checkpoint as ckpt
     from .checkpoint import seed_everything
