@@ -6,8 +6,8 @@ recipe files with the first sentence of their "description"; --explain a compone
 validates a recipe with, so --explain shows exactly what the validator accepts. Build arguments -- what the
 builder passes and a recipe may not write (a decoder's in_dim) -- are listed apart.
 
---list-recipes imports no torch; --list and --explain import the package (its components register themselves
-on import), and the --import plugins, so a plugin's components are listed and explained like the package's.
+--list and --explain import the components (each registers itself on import) and the --import plugins, so a
+plugin's components are listed and explained like the package's; no model, data or recipe is built or read.
 """
 import dataclasses
 import difflib
@@ -18,7 +18,7 @@ import os
 import re
 import sys
 import textwrap
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from . import registry as _registry
 from .errors import ConfigError
@@ -80,10 +80,6 @@ def _opens_with_key(doc: str, keys) -> bool:
     return bool(m) and m.group(1) in keys
 
 
-def _names_it(text: str, name: str) -> bool:
-    return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) is not None
-
-
 def one_line(reg: Registry, name: str) -> str:
     """The component's one-line doc: the first sentence of its own docstring; of its module's when it has
     none, or when its docstring opens by documenting a key (and the module is about it: it registers nothing
@@ -97,7 +93,7 @@ def one_line(reg: Registry, name: str) -> str:
     if mod_doc:
         siblings = [n for r in registries().values() for n, o in r._entries.items()
                     if getattr(o, "__module__", None) == obj.__module__]
-        if siblings == [name] or _names_it(first_sentence(mod_doc), name):
+        if siblings == [name] or re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", first_sentence(mod_doc)):
             return first_sentence(mod_doc)
     return first_sentence(own)
 
@@ -116,7 +112,7 @@ def _type(ann: Any) -> str:
 def _value(v: Any) -> str:
     try:
         return json.dumps(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError):  # not JSON: a recipe cannot write it, but show it
         return repr(v)
 
 
@@ -154,12 +150,8 @@ def registries() -> Dict[str, Registry]:
 
 def _aliases() -> Dict[str, Registry]:
     """A family by its name ("decoder") or its registry's ("decoders")."""
-    out = {}
-    for var, r in vars(_registry).items():
-        if isinstance(r, Registry):
-            out[r.family] = r
-            out[var.lower()] = r
-    return out
+    found = [(var, r) for var, r in vars(_registry).items() if isinstance(r, Registry)]
+    return {**{var.lower(): r for var, r in found}, **{r.family: r for _, r in found}}
 
 
 def _sections() -> Dict[str, type]:
@@ -176,25 +168,23 @@ def _sections() -> Dict[str, type]:
     return out
 
 
-def build_args(reg: Registry) -> Dict[str, str]:
-    """What the builder passes a component of this family (not recipe keys), with what each is."""
-    out = {n: BUILD_ARGS.get(n, "a build argument") for n in BUILDER_PASSES.get(reg.family, ())}
-    for spec in _sections().values():
-        if spec.component is reg:
-            out.update({n: f"passed by the program (the {spec.section} section's rule)" for n in spec.supplied})
-    return out
+def _default(f: Any) -> Any:
+    """A dataclass field's default (its factory's value), or inspect.Parameter.empty."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default
 
 
-def section_keys(reg: Registry) -> Dict[str, Tuple[str, Any]]:
-    """Keys a component takes that its section owns (optim's lr): section name and default, by key."""
-    out: Dict[str, Tuple[str, Any]] = {}
+def build_args(reg: Registry) -> Tuple[Dict[str, str], Dict[str, Tuple[str, Any]]]:
+    """(what the builder passes a component of this family, not recipe keys, with what each is; keys its
+    section owns and checks, like optim's lr: (section, default) by key)."""
+    passed = {n: BUILD_ARGS.get(n, "a build argument") for n in BUILDER_PASSES.get(reg.family, ())}
+    owned: Dict[str, Tuple[str, Any]] = {}
     for spec in _sections().values():
         if spec.component is reg:
-            for f in dataclasses.fields(spec):
-                if f.init:
-                    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-                    out[f.name] = (spec.section, default)
-    return out
+            passed.update({n: f"passed by the program (the {spec.section} section's rule)" for n in spec.supplied})
+            owned.update({f.name: (spec.section, _default(f)) for f in dataclasses.fields(spec) if f.init})
+    return passed, owned
 
 
 def list_components() -> str:
@@ -273,8 +263,8 @@ def _resolve(name: str) -> Tuple[str, Any]:
     if len(found) == 1:
         return found[0]
     if found:
-        raise ConfigError(f"--explain {name} is ambiguous: {', '.join(_qualified(k, v) for k, v in found)} "
-                          f"(name one as FAMILY.NAME)")
+        names = [f"{v[0].family}.{v[1]}" if k == "component" else f"section.{v[0]}" for k, v in found]
+        raise ConfigError(f"--explain {name} is ambiguous: {', '.join(names)} (name one as FAMILY.NAME)")
     if name in aliases:
         return "family", aliases[name]
     everything = {f"{r.family}.{n}": n for r in registries().values() for n in r.names()}
@@ -283,10 +273,6 @@ def _resolve(name: str) -> Tuple[str, Any]:
     cands = sorted({q for q, bare in everything.items() for c in close if c in (q, bare)})
     hint = f"candidates: {', '.join(cands[:6])}" if cands else "python pretrain.py --list shows every component"
     raise ConfigError(f"--explain: no component or section '{name}' ({hint})")
-
-
-def _qualified(kind: str, v: Any) -> str:
-    return f"{v[0].family}.{v[1]}" if kind == "component" else f"section.{v[0]}"
 
 
 def _origin(obj: Any) -> str:
@@ -318,7 +304,7 @@ def explain_component(reg: Registry, name: str) -> str:
         lines += ["", f"  no keys: {CALLED[reg.family]}"]
         return "\n".join(lines)
     params, hints, takes_any = keyword_params(obj)
-    passed, owned = build_args(reg), section_keys(reg)
+    passed, owned = build_args(reg)
     rows = [("key", "type", "default", "")]
     for key, p in params.items():
         if key in passed:
@@ -360,15 +346,11 @@ def explain_section(name: str, cls: type) -> str:
         lines.append(f'  in a recipe: "{cls.section}": {{...}}')
     lines += _doc_lines(cls.__doc__)
     params, hints, _ = keyword_params(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    defaults = {f.name: _default(f) for f in dataclasses.fields(cls)}
     notes = _field_comments(cls)
     rows = [("key", "type", "default", "")]
-    for key, p in params.items():
-        f = fields.get(key)
-        if f is not None and f.default_factory is not dataclasses.MISSING:
-            default = _value(f.default_factory())
-        else:
-            default = "required" if p.default is inspect.Parameter.empty else _value(p.default)
+    for key in params:
+        default = "required" if defaults[key] is inspect.Parameter.empty else _value(defaults[key])
         rows.append((key, _type(hints[key]), default, notes.get(key, "")))
     lines += [""] + _table(rows)
     if cls.component is not None:
@@ -394,13 +376,9 @@ def explain(name: str) -> str:
     return explain_family(what)
 
 
-def needs_components(args) -> bool:
-    return bool(args.list) or args.explain is not None
-
-
 def run(args) -> int:
     """The discovery flags of pretrain.py (cli.py dispatches here before reading any recipe)."""
-    if needs_components(args):
+    if args.list or args.explain is not None:
         load_components(args.imports)
     out: List[str] = []
     if args.list:
