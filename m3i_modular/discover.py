@@ -197,7 +197,8 @@ def list_components() -> str:
             continue
         lines += _table([(n, one_line(reg, n) or "-") for n in names])
         lines.append("")
-    lines.append("python pretrain.py --explain NAME (or FAMILY.NAME): a component's keys, types and defaults")
+    lines.append(f"recipe sections: {', '.join(sorted(_sections()))}")
+    lines.append("python pretrain.py --explain NAME (or FAMILY.NAME): a component's or section's keys, types, defaults")
     return "\n".join(lines)
 
 
