@@ -14,11 +14,13 @@ NO_DECAY_NAMES = ("pos_embed", "cls_token", "mask_token", "log_scale", "bias")
 @OPTIMIZERS.register("adamw")
 def adamw(*, params, lr: float, betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
           weight_decay: float = 0.05, fused: Optional[bool] = None):
+    """AdamW with decoupled weight decay (torch.optim.AdamW); `fused` picks the fused kernel where torch has one."""
     return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, fused=fused)
 
 
 @OPTIMIZERS.register("sgd")
 def sgd(*, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, nesterov: bool = False):
+    """SGD with momentum (torch.optim.SGD)."""
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
 
 

@@ -7,6 +7,7 @@ from .sections import ScheduleConfig
 
 @SCHEDULES.register("cosine")
 def cosine(*, step: int, total_steps: int, warmup_steps: int = 0, min_factor: float = 0.0) -> float:
+    """Linear warmup, then a half cosine from 1 down to min_factor at total_steps."""
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     t = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
@@ -15,6 +16,7 @@ def cosine(*, step: int, total_steps: int, warmup_steps: int = 0, min_factor: fl
 
 @SCHEDULES.register("linear")
 def linear(*, step: int, total_steps: int, warmup_steps: int = 0, min_factor: float = 0.0) -> float:
+    """Linear warmup, then a straight line from 1 down to min_factor at total_steps."""
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     t = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
@@ -23,6 +25,7 @@ def linear(*, step: int, total_steps: int, warmup_steps: int = 0, min_factor: fl
 
 @SCHEDULES.register("constant")
 def constant(*, step: int, total_steps: int, warmup_steps: int = 0) -> float:
+    """Linear warmup, then a constant factor 1."""
     return (step + 1) / warmup_steps if step < warmup_steps else 1.0
 
 

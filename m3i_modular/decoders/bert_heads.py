@@ -9,6 +9,7 @@ from ..registry import DECODERS
 
 @DECODERS.register("mlm_head")
 class TokenHead(nn.Module):
+    """BERT's MLM transform (dense, GELU, LayerNorm) before the tied vocabulary scores of the target."""
 
     def __init__(self, *, in_dim: int, out_dim: int, transform: bool = True, eps: float = 1e-12):
         super().__init__()

@@ -74,6 +74,7 @@ def crop_resize(view: View, top: int, left: int, h: int, w: int, size: Tuple[int
 
 @TRANSFORMS.register("random_resized_crop")
 class RandomResizedCrop(Transform):
+    """A random crop of a random area share and aspect ratio, resized to `size` (Inception-style)."""
     geometric = True
 
     def __init__(self, *, size: Union[int, List[int]], scale: Tuple[float, float] = (0.08, 1.0),
@@ -120,6 +121,7 @@ class Resize(Transform):
 
 @TRANSFORMS.register("center_crop")
 class CenterCrop(Transform):
+    """The central `size` x `size` crop (evaluation)."""
     geometric = True
 
     def __init__(self, *, size: Union[int, List[int]]):
@@ -183,6 +185,7 @@ class ColorJitter(Transform):
 
 @TRANSFORMS.register("grayscale")
 class Grayscale(Transform):
+    """With probability p, replace the image by its luma in all three channels."""
     def __init__(self, *, p: float = 0.2):
         self.p = _check_p(p)
 
@@ -218,6 +221,7 @@ class GaussianBlur(Transform):
 
 @TRANSFORMS.register("solarize")
 class Solarize(Transform):
+    """With probability p, invert the pixels above `threshold`."""
     def __init__(self, *, threshold: float = 0.5, p: float = 0.2):
         self.threshold = float(threshold)
         self.p = _check_p(p)
@@ -230,6 +234,7 @@ class Solarize(Transform):
 
 @TRANSFORMS.register("normalize")
 class Normalize(Transform):
+    """Subtract the per-channel mean and divide by the std (ImageNet statistics by default)."""
     def __init__(self, *, mean: List[float] = IMAGENET_MEAN, std: List[float] = IMAGENET_STD):
         if len(mean) != 3 or len(std) != 3:
             raise config_error("mean and std need one value per RGB channel (3 each)", "mean")
