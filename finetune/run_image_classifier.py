@@ -13,7 +13,8 @@ with --init-from the checkpoint, so resume, checkpoints, metrics.jsonl and DDP a
 
 The results (flat JSON: top1, top5, steps, ...) go to --output (default OUTPUT_DIR/finetune.json) and are
 printed as the last line of stdout. --resume continues an interrupted fine-tuning (or only re-scores a finished
-one). --set KEY=VALUE overrides a value of the derived fine-tuning recipe (e.g. train.precision=fp32).
+one). --set KEY=VALUE overrides a value of the source recipe (as in the other evaluation entry points), --ft-set
+KEY=VALUE one of the derived fine-tuning recipe (e.g. train.precision=fp32).
 """
 import argparse
 import contextlib
@@ -41,7 +42,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     src.add_argument("--random-init", action="store_true", help="fine-tune the recipe's tower from random init")
     p.add_argument("--config", help="recipe for --random-init (a checkpoint carries its own)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a value of the derived fine-tuning recipe (repeatable)")
+                   help="override a value of the source recipe (the --random-init recipe or the checkpoint's "
+                        "config; a changed tower loads only its matching tensors) before deriving (repeatable)")
+    p.add_argument("--ft-set", dest="ft_overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a value of the derived fine-tuning recipe, e.g. train.precision=fp32 (repeatable)")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import a module that registers components (repeatable)")
     p.add_argument("--train-data", help="training data in place of the recipe's source at split train: a "
@@ -101,7 +105,7 @@ def source_recipe(args: argparse.Namespace):
     """(the pretraining recipe, the checkpoint to --init-from or None, a short name)."""
     import_plugins(args.imports)
     if args.random_init:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, overrides=args.overrides)
         return cfg, None, os.path.splitext(os.path.basename(args.config))[0] + "_random_init"
     path = ckpt.resolve_checkpoint(args.checkpoint)
     try:
@@ -109,6 +113,8 @@ def source_recipe(args: argparse.Namespace):
     except (OSError, ValueError) as e:
         raise ConfigError(f"checkpoint '{path}' has no readable config.json ({e})") from None
     import_plugins(cfg.get("imports", []), file=os.path.join(path, "config.json"))
+    for assignment in args.overrides:
+        apply_set(cfg, assignment)
     run_dir = os.path.dirname(os.path.dirname(os.path.abspath(path)))
     return cfg, path, os.path.basename(run_dir)
 
@@ -173,7 +179,7 @@ def prepare(args: argparse.Namespace):
         description=f"fine-tuning of {name}")
     if args.imports:  # the derived recipe names every plugin it needs (a data source, a component)
         recipe["imports"] = list(dict.fromkeys(list(recipe.get("imports", [])) + list(args.imports)))
-    for assignment in args.overrides:
+    for assignment in args.ft_overrides:
         apply_set(recipe, assignment)
     out = args.output_dir or os.path.join("runs", "finetune", name)
     recipe["train"]["output_dir"] = out

@@ -26,7 +26,7 @@ TINY = ["train.total_steps=3", "train.batch_size=8", "train.num_workers=0", "tra
 TOY = ["--import", PLUGIN, "--train-data", '{"type": "solid_colours", "num_samples": 256}',
        "--val-data", '{"type": "solid_colours", "split": "val", "num_samples": 200}']
 FT = ["--steps", "40", "--batch-size", "16", "--lr", "1e-2", "--warmup-steps", "5", "--num-workers", "0",
-      "--precision", "fp32", "--set", "train.progress=false"]
+      "--precision", "fp32", "--ft-set", "train.progress=false"]
 
 
 def _sets(items):
@@ -74,7 +74,7 @@ def test_separable_toy_reaches_100_percent_through_the_trainer(mae_run, tmp_path
 def test_interrupted_finetuning_resumes_where_it_stopped(mae_run, tmp_path):
     """A run killed after its step-20 checkpoint continues from there (the trainer's --resume)."""
     out = tmp_path / "ft"
-    keep = ["--save-every", "20", "--set", "train.keep_last=3"]
+    keep = ["--save-every", "20", "--ft-set", "train.keep_last=3"]
     args = ["--checkpoint", mae_run, *TOY, *FT, *keep, "--output-dir", str(out)]
     full = tmp_path / "full"
     first = run_cli("finetune/run_image_classifier.py", "--checkpoint", mae_run, *TOY, *FT, *keep,
@@ -98,10 +98,12 @@ def test_interrupted_finetuning_resumes_where_it_stopped(mae_run, tmp_path):
 def test_random_init_baseline_and_user_mistakes(tmp_path):
     out = tmp_path / "rand"
     base = ["--random-init", "--config", "models/supervised_vit.json", *TOY, "--steps", "2", "--batch-size", "8",
-            "--num-workers", "0", "--set", "train.progress=false"]
+            "--num-workers", "0", "--ft-set", "train.progress=false", "--set", "model.encoder.layers=2"]
     proc = run_cli("finetune/run_image_classifier.py", *base, "--output-dir", str(out), check=True)
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res["model"] == "random_init" and res["steps"] == 2 and 0.0 <= res["top1"] <= 1.0
+    recipe = json.load(open(out / "finetune_recipe.json"))  # --set reached the source recipe's tower
+    assert recipe["model"]["encoder"]["layers"] == 2 and len(recipe["optim"]["param_groups"]) == 3
     for bad in (["--random-init", "--steps", "2"],                                 # no --config
                 ["--checkpoint", str(tmp_path / "nothing")],                      # no checkpoint there
                 base + ["--layer-decay", "0"],
