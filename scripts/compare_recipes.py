@@ -114,7 +114,7 @@ PRESETS = {
                     "mae_vit>supervised_vit@0.5", "m3i_vit", "random_init"],
         "seeds": [0, 1, 2],
         "evals": ["linear", "low_label", "knn", "finetune", "dense", "zero_shot"],
-        "protocol": {"steps": 300, "batch_size": 64},
+        "protocol": {"steps": 500, "batch_size": 64, "ft_steps": 200, "ft_batch": 64},
     },
 }
 

@@ -138,3 +138,21 @@ def test_topk_caps_k_at_the_class_count():
     logits = torch.tensor([[3.0, 2.0, 1.0], [0.0, 1.0, 2.0]])
     labels = torch.tensor([1, 2])
     assert topk_accuracy(logits, labels) == {"top1": 0.5, "top5": 1.0}
+
+
+def test_ddp_two_ranks_match_one_process(mae_run, tmp_path):
+    """torchrun 2 x B/2 = 1 x B through the same trainer (mixing and drop-path off: they draw per rank)."""
+    import subprocess
+    args = ["--checkpoint", mae_run, *TOY, *FT, "--steps", "6", "--mixup", "0", "--cutmix", "0",
+            "--drop-path", "0"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
+    losses = {}
+    for n in (1, 2):
+        out = tmp_path / f"ranks{n}"
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
+               os.path.join(ROOT, "finetune", "run_image_classifier.py"), *args, "--output-dir", str(out)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert json.load(open(out / "checkpoints" / "step_00000006" / "meta.json"))["world_size"] == n
+        losses[n] = [r["loss"] for r in read_metrics(str(out))]
+    assert losses[1] == pytest.approx(losses[2], rel=1e-4, abs=1e-5)

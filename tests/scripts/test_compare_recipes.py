@@ -130,3 +130,22 @@ def test_plan_and_user_mistakes(tmp_path):
     for bad in (["--recipes", "nope"], ["--recipes", "mae_vit", "--evals", "bogus"], ["--study", "none.json"]):
         p = run_cli("scripts/compare_recipes.py", *bad, "--out", str(tmp_path / "b"))
         assert p.returncode == 2 and p.stderr.startswith("error:"), p.stderr
+
+
+def test_data_option_replaces_the_pretraining_source_and_feeds_the_evaluations(tmp_path):
+    plugin = os.path.join(ROOT, "tests", "finetune", "solid_colours.py")
+    train = '{"type": "solid_colours", "num_samples": 64}'
+    val = '{"type": "solid_colours", "split": "val", "num_samples": 32}'
+    out = str(tmp_path / "own")
+    args = ["--recipes", "mae_vit", "--seeds", "0", "--steps", "2", "--batch-size", "8", "--evals", "finetune",
+            "--ft-steps", "2", "--ft-batch", "8", "--import", plugin, "--data", train, val, "--jobs", "1",
+            "--threads", "1", "--out", out] + [a for s in TINY for a in ("--set", s)]
+    proc = run_cli("scripts/compare_recipes.py", *args, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    cell = os.path.join(out, "cells", "mae_vit", "seed0")
+    pre = json.load(open(os.path.join(cell, "pretrain", "config.json")))
+    assert [s["type"] for s in pre["data"]["sources"]] == ["solid_colours"]
+    ft = json.load(open(os.path.join(cell, "finetune_run", "finetune_recipe.json")))
+    assert ft["data"]["sources"][0]["type"] == "solid_colours"
+    res = json.load(open(os.path.join(cell, "results.json")))
+    assert res["metrics"]["finetune"] >= 0.0 and res["evals"]["finetune"]["metrics"]["num_classes"] == 4
