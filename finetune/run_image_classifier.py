@@ -58,13 +58,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-classes", type=int, help="classes (default: what the training source says)")
     p.add_argument("--steps", type=int, default=300, help="optimizer steps (default 300)")
     p.add_argument("--batch-size", type=int, default=64, help="global batch (default 64)")
-    p.add_argument("--lr", type=float, default=2e-3, help="base lr at batch 256, scaled linearly (default 2e-3)")
+    p.add_argument("--lr", type=float, default=4e-3, help="base lr at batch 256, scaled linearly (default 4e-3)")
     p.add_argument("--layer-decay", type=float, default=0.75, help="layer-wise lr decay (default 0.75; 1 = off)")
     p.add_argument("--drop-path", type=float, default=0.1, help="stochastic depth of the last block (default 0.1)")
     p.add_argument("--label-smoothing", type=float, default=0.1, help="(default 0.1)")
     p.add_argument("--mixup", type=float, default=0.8, help="mixup Beta alpha, 0 = off (default 0.8)")
     p.add_argument("--cutmix", type=float, default=1.0, help="cutmix Beta alpha, 0 = off (default 1.0)")
-    p.add_argument("--mix-prob", type=float, default=1.0, help="share of batches mixed (default 1.0)")
+    p.add_argument("--mix-prob", type=float, default=1.0,
+                   help="share of batches mixed (default 1.0; at a few hundred steps 0.3 did better, README)")
     p.add_argument("--warmup-steps", type=int, default=20, help="linear warmup, then cosine (default 20)")
     p.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay (default 0.05)")
     p.add_argument("--crop-scale", type=float, default=0.5,

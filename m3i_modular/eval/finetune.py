@@ -132,7 +132,7 @@ def layer_decay_rules(blocks: Sequence[str], decay: float) -> List[dict]:
 
 
 def finetune_recipe(src: dict, *, num_classes: int, train_source: Dict[str, Any], steps: int, batch_size: int,
-                    lr: float = 2e-3, layer_decay: float = 0.75, drop_path: float = 0.1,
+                    lr: float = 4e-3, layer_decay: float = 0.75, drop_path: float = 0.1,
                     label_smoothing: float = 0.1, mixup: float = 0.8, cutmix: float = 1.0,
                     mix_prob: float = 1.0, warmup_steps: int = 20, weight_decay: float = 0.05,
                     crop_scale: float = 0.5, seed: int = 0, device: str = "auto", precision: Optional[str] = None,

@@ -12,7 +12,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from cli_utils import read_metrics, run_cli  # noqa: E402
+from cli_utils import load_script, read_metrics, run_cli  # noqa: E402
 
 from m3i_modular.config import load_config  # noqa: E402
 from m3i_modular.eval.finetune import finetune_recipe, layer_decay_rules, topk_accuracy  # noqa: E402
@@ -95,7 +95,7 @@ def test_interrupted_finetuning_resumes_where_it_stopped(mae_run, tmp_path):
     assert read_metrics(str(out))[-1]["loss"] == read_metrics(str(full))[-1]["loss"]
 
 
-def test_random_init_baseline_and_user_mistakes(tmp_path):
+def test_random_init_baseline(tmp_path):
     out = tmp_path / "rand"
     base = ["--random-init", "--config", "models/supervised_vit.json", *TOY, "--steps", "2", "--batch-size", "8",
             "--num-workers", "0", "--ft-set", "train.progress=false", "--set", "model.encoder.layers=2"]
@@ -104,13 +104,20 @@ def test_random_init_baseline_and_user_mistakes(tmp_path):
     assert res["model"] == "random_init" and res["steps"] == 2 and 0.0 <= res["top1"] <= 1.0
     recipe = json.load(open(out / "finetune_recipe.json"))  # --set reached the source recipe's tower
     assert recipe["model"]["encoder"]["layers"] == 2 and len(recipe["optim"]["param_groups"]) == 3
+
+
+def test_user_mistakes_are_one_line_and_write_nothing(tmp_path, capsys):
+    main = load_script("finetune/run_image_classifier.py").main
+    base = ["--random-init", "--config", os.path.join(ROOT, "models", "supervised_vit.json")]
     for bad in (["--random-init", "--steps", "2"],                                 # no --config
                 ["--checkpoint", str(tmp_path / "nothing")],                      # no checkpoint there
                 base + ["--layer-decay", "0"],
                 base + ["--steps", "0"],
-                ["--random-init", "--config", "models/supervised_vit.json", "--train-data", str(tmp_path / "no")]):
-        p = run_cli("finetune/run_image_classifier.py", *bad, "--output-dir", str(tmp_path / "bad"))
-        assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, (bad, p.stderr)
+                base + ["--set", "model.encoder.layerz=2"],
+                base + ["--train-data", str(tmp_path / "no")]):
+        assert main(bad + ["--output-dir", str(tmp_path / "bad")]) == 2, bad
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and err.startswith("error:"), (bad, err)
         assert not os.path.exists(tmp_path / "bad")
 
 

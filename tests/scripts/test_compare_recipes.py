@@ -19,8 +19,7 @@ cr = load_script("scripts/compare_recipes.py")
 TINY = ["train.num_workers=0", "train.precision=fp32", "train.save_every=0", "data.sources.0.num_samples=64",
         "model.encoder.layers=2", "model.encoder.dim=32", "model.embedding.dim=32"]
 STUDY = ["--recipes", "mae_vit", "supervised_vit", "--seeds", "0", "1", "--steps", "2", "--batch-size", "8",
-         "--evals", "linear", "knn", "finetune", "--probe-train", "48", "--probe-val", "32", "--ft-steps", "2",
-         "--ft-batch", "8", "--jobs", "2", "--threads", "1"] + [a for s in TINY for a in ("--set", s)]
+         "--evals", "linear", "knn", "--probe-train", "48", "--probe-val", "32", "--jobs", "2", "--threads", "1"] + [a for s in TINY for a in ("--set", s)]
 
 
 def _markers(out):
@@ -38,24 +37,24 @@ def test_tiny_study_runs_and_a_rerun_recomputes_nothing(tmp_path):
     out = str(tmp_path / "study")
     first = run_cli("scripts/compare_recipes.py", *STUDY, "--out", out, timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    assert "to do: 4 pretraining runs and 12 evaluations" in first.stdout
+    assert "to do: 4 pretraining runs and 8 evaluations" in first.stdout
     for entry in ("mae_vit", "supervised_vit"):
         for seed in (0, 1):
             cell = json.load(open(os.path.join(out, "cells", entry, f"seed{seed}", "results.json")))
             assert cell["steps"] == 2 and cell["pretrain_wall_s"] > 0 and cell["pretrain_cpu_s"] > 0
-            assert set(cell["metrics"]) == {"linear", "knn", "finetune"}
+            assert set(cell["metrics"]) == {"linear", "knn"}
             assert all(0.0 <= v <= 1.0 for v in cell["metrics"].values())
     table = open(os.path.join(out, "results.md")).read()
-    assert "| `mae_vit` |" in table and "| `supervised_vit` |" in table and "k-NN" in table and "fine-tune" in table
+    assert "| `mae_vit` |" in table and "| `supervised_vit` |" in table and "k-NN" in table
     rows = json.load(open(os.path.join(out, "results.json")))["rows"]
     assert rows["mae_vit"]["metrics"]["linear"]["n"] == 2
     before = _markers(out)
     assert sum(k.endswith("study_done.json") for k in before) == 4
-    assert sum("/eval/" in k for k in before) == 12
+    assert sum("/eval/" in k for k in before) == 8
 
     again = run_cli("scripts/compare_recipes.py", *STUDY, "--out", out, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "to do: 0 pretraining runs and 0 evaluations (done already: 4 and 12)" in again.stdout
+    assert "to do: 0 pretraining runs and 0 evaluations (done already: 4 and 8)" in again.stdout
     assert _markers(out) == before          # no marker, log or checkpoint was touched
     assert open(os.path.join(out, "results.md")).read() == table
 
@@ -149,3 +148,15 @@ def test_data_option_replaces_the_pretraining_source_and_feeds_the_evaluations(t
     assert ft["data"]["sources"][0]["type"] == "solid_colours"
     res = json.load(open(os.path.join(cell, "results.json")))
     assert res["metrics"]["finetune"] >= 0.0 and res["evals"]["finetune"]["metrics"]["num_classes"] == 4
+
+
+def test_a_study_directory_keeps_one_protocol(tmp_path, monkeypatch):
+    monkeypatch.setattr(cr.Study, "run", lambda self: 0)       # only the bookkeeping, no work
+    monkeypatch.setattr(cr, "report", lambda *a, **k: None)
+    out = str(tmp_path / "s")
+    base = ["--recipes", "random_init", "--evals", "linear", "--out", out, "--jobs", "1"]
+    assert cr.main(base + ["--steps", "10"]) == 0
+    assert cr.main(base + ["--steps", "10", "--seeds", "1"]) == 0          # more seeds: the same study
+    assert json.load(open(os.path.join(out, "study.json")))["seeds"] == [0, 1]
+    assert cr.main(base + ["--steps", "20"]) == 2                          # other steps: refused
+    assert cr.main(base + ["--steps", "10", "--ft-args", "--lr 1e-3"]) == 2
