@@ -15,6 +15,14 @@ A study entry is a recipe name (models/NAME.json) or path; `A>B@0.5` is a multi-
 the steps, then B `--init-from` A for the rest: the same total steps; `A>B>C@0.3,0.7` gives the switch points);
 `random_init` (or `random_init:RECIPE`) is the floor: the evaluations of an untrained tower.
 
+A study file (--study FILE.json) holds {"entries": [...], "seeds": [...], "evals": [...], "protocol": {"steps":
+..., "batch_size": ..., "ft_args": [...], ...}, "set": ["KEY=VALUE", ...], "imports": [...]}; flags override it.
+The preset `m3i` is issue 15's study: 8 entries x 3 seeds at 500 steps x 64, about 60 minutes on 2 CPU cores
+(measured per task; the plan prints the estimate). On a GPU machine the pretraining of these tiny models is
+bound by the CPU cores that render and augment the views (the loader workers), not by the GPU: on the 16-core
+H100 machine 8 jobs x 2 workers saturate the cores, and the study takes about 4 minutes at --steps-mult 1,
+7-8 at 2 and half an hour at 10.
+
 Every finished piece of work leaves a marker and is never recomputed: rerunning the same command continues
 where it stopped (an interrupted pretraining resumes from its last checkpoint). Evaluations are the entry points
 in finetune/, called as subprocesses with the shared contract (`--checkpoint RUN` or `--random-init --config

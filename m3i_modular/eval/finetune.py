@@ -10,6 +10,7 @@ the final norm and the head at 1), warmup + cosine, and a train view (random res
 recipe's own normalisation). `topk_accuracy` scores the trained classifier on a held-out split.
 """
 import copy
+import inspect
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import torch
 
 from ..errors import ConfigError
 from ..interfaces import TargetOut
+from ..registry import DATASETS
 from ..selection import select
 
 OBJECTIVE = "classify"
@@ -52,13 +54,11 @@ def source_spec(text: str) -> Dict[str, Any]:
 
 def split_source(cfg: dict, split: str, *, source: int = 0) -> Dict[str, Any]:
     """The recipe's data source `source` at `split`, every label and caption kept (the probes' rule)."""
-    from ..registry import DATASETS
-    import inspect
+    from ..data import sources as _sources  # noqa: F401  (registration)
     sources = (cfg.get("data") or {}).get("sources") or []
     if not 0 <= source < len(sources) or not isinstance(sources[source], dict):
         raise ConfigError(f"the recipe has no data source {source} ({len(sources)} sources)", path="data.sources")
     scfg = {k: v for k, v in sources[source].items() if k != "weight"}
-    from ..data import sources as _sources  # noqa: F401  (registration)
     params = inspect.signature(DATASETS.get(scfg.get("type")).__init__).parameters
     if "split" not in params:
         raise ConfigError(f"source '{scfg['type']}' takes no 'split': give --train-data and --val-data",
@@ -71,10 +71,10 @@ def split_source(cfg: dict, split: str, *, source: int = 0) -> Dict[str, Any]:
 
 
 def num_classes_of(source: Any) -> Optional[int]:
-    for attr in ("num_classes",):
-        n = getattr(source, attr, None)
-        if isinstance(n, int) and n > 0:
-            return n
+    """What a source says of its classes (`num_classes`, or its `classes` list), else None."""
+    n = getattr(source, "num_classes", None)
+    if isinstance(n, int) and n > 0:
+        return n
     classes = getattr(source, "classes", None)
     return len(classes) if classes else None
 

@@ -5,7 +5,6 @@ Reads batch[view] (B,) class ids and, when present, batch["label_mix"][view] = {
 the batch transform: the distribution of sample i is lam_i * onehot(y_i) + (1 - lam_i) * onehot(y_partner).
 A sample is valid when its label, and its partner's where it was mixed, are present. `index` keeps the hard
 label, so the plain `boltzmann` target also reads this embedding (unmixed)."""
-import torch
 import torch.nn.functional as F
 
 from ..interfaces import TargetOut

@@ -160,3 +160,19 @@ def test_a_study_directory_keeps_one_protocol(tmp_path, monkeypatch):
     assert json.load(open(os.path.join(out, "study.json")))["seeds"] == [0, 1]
     assert cr.main(base + ["--steps", "20"]) == 2                          # other steps: refused
     assert cr.main(base + ["--steps", "10", "--ft-args", "--lr 1e-3"]) == 2
+
+
+def test_pipeline_entry_splits_the_steps_and_inits_from_the_first_stage(tmp_path):
+    out = str(tmp_path / "p")
+    proc = run_cli("scripts/compare_recipes.py", "--recipes", "mae_vit>supervised_vit@0.25", "--seeds", "0",
+                   "--steps", "4", "--batch-size", "8", "--evals", "--jobs", "1", "--threads", "1", "--out", out,
+                   *[a for s in TINY for a in ("--set", s)], timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    cell = json.load(open(os.path.join(out, "cells", "mae_vit_then_supervised_vit_at_0.25", "seed0",
+                                       "results.json")))
+    first, second = cell["stages"]
+    assert (first["recipe"], first["steps"], second["recipe"], second["steps"]) == ("mae_vit", 1, "supervised_vit", 3)
+    assert second["init_from"].endswith("stage1_mae_vit")
+    log = open(os.path.join(out, "cells", "mae_vit_then_supervised_vit_at_0.25", "seed0", "logs",
+                            "pretrain2.log")).read()
+    assert "init-from" in log and "loaded 28 tensors" in log   # the tower came from stage 1
