@@ -10,18 +10,15 @@ the final norm and the head at 1), warmup + cosine, and a train view (random res
 recipe's own normalisation). `topk_accuracy` scores the trained classifier on a held-out split.
 """
 import copy
-import inspect
-import json
-import os
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from ..errors import ConfigError
-from ..interfaces import TargetOut
-from ..registry import DATASETS
-from ..selection import select
+from ..interfaces import TargetOut, needs_of
+from ..selection import gather_needs, select
+from .sources import class_names
 
 OBJECTIVE = "classify"
 SIZED = ("random_resized_crop", "resize", "center_crop")
@@ -29,54 +26,13 @@ _BLOCK = re.compile(r"^(encoder\.(?:stages\.\d+\.)?blocks\.\d+)\.")
 
 
 # -- data ----------------------------------------------------------------------------------------------------
-def source_spec(text: str) -> Dict[str, Any]:
-    """A --train-data / --val-data argument -> one source config: a JSON object (`{"type": ..., ...}`), a
-    folder of .tar shards / a shard pattern / a manifest (`webdataset_shards`), or a class-folder tree
-    (`image_folder`: one sub-folder of images per class)."""
-    text = text.strip()
-    if text.startswith("{"):
-        try:
-            spec = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"data source '{text[:60]}' is not valid JSON: {e.msg}") from None
-        if not isinstance(spec, dict) or "type" not in spec:
-            raise ConfigError(f"a JSON data source needs a \"type\", got {text[:60]}")
-        return spec
-    if text.endswith((".tar", ".json")) or "{" in text or "*" in text:
-        return {"type": "webdataset_shards", "shards": text}
-    if os.path.isdir(text):
-        if any(n.endswith(".tar") for n in os.listdir(text)):
-            return {"type": "webdataset_shards", "shards": text}
-        return {"type": "image_folder", "root": text}
-    raise ConfigError(f"no data at '{text}': give a class-folder tree, a folder or pattern of .tar shards, a "
-                      f"manifest.json, or a JSON source object")
-
-
-def split_source(cfg: dict, split: str, *, source: int = 0) -> Dict[str, Any]:
-    """The recipe's data source `source` at `split`, every label and caption kept (the probes' rule)."""
-    from ..data import sources as _sources  # noqa: F401  (registration)
-    sources = (cfg.get("data") or {}).get("sources") or []
-    if not 0 <= source < len(sources) or not isinstance(sources[source], dict):
-        raise ConfigError(f"the recipe has no data source {source} ({len(sources)} sources)", path="data.sources")
-    scfg = {k: v for k, v in sources[source].items() if k != "weight"}
-    params = inspect.signature(DATASETS.get(scfg.get("type")).__init__).parameters
-    if "split" not in params:
-        raise ConfigError(f"source '{scfg['type']}' takes no 'split': give --train-data and --val-data",
-                          path=f"data.sources[{source}]")
-    scfg["split"] = split
-    for frac in ("label_fraction", "caption_fraction"):
-        if frac in params:
-            scfg[frac] = 1.0
-    return scfg
-
-
-def num_classes_of(source: Any) -> Optional[int]:
-    """What a source says of its classes (`num_classes`, or its `classes` list), else None."""
+def num_classes_of(source: Any, spec: Optional[str] = None) -> Optional[int]:
+    """What a source says of its classes (`num_classes`, else its class names: sources.class_names), or None."""
     n = getattr(source, "num_classes", None)
     if isinstance(n, int) and n > 0:
         return n
-    classes = getattr(source, "classes", None)
-    return len(classes) if classes else None
+    names = class_names(source, spec)
+    return len(names) if names else None
 
 
 # -- the recipe ----------------------------------------------------------------------------------------------
@@ -191,28 +147,21 @@ def finetune_recipe(src: dict, *, num_classes: int, train_source: Dict[str, Any]
 
 # -- scoring -------------------------------------------------------------------------------------------------
 @torch.no_grad()
-def classifier_logits(model: torch.nn.Module, images: torch.Tensor, *, batch_size: int = 256,
-                      device: Optional[torch.device] = None) -> torch.Tensor:
-    """(N, C) logits of the fine-tuned model's `classify` objective (eval mode, float32, on the CPU)."""
+def classifier_logits(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """(N, C) float32 logits (on the CPU) of a fine-tuned model's `classify` objective for a batch of images on
+    the model's device; the model is expected in eval mode (eval.features.frozen)."""
     if OBJECTIVE not in model.objectives:
         raise ConfigError(f"the model has no '{OBJECTIVE}' objective: not a run of run_image_classifier.py")
     obj = model.objectives[OBJECTIVE]
     te = obj.target_embedding
-    device = device or next(model.parameters()).device
-    was = model.training
-    model.eval()
-    out = []
-    try:
-        for start in range(0, images.shape[0], batch_size):
-            x = images[start:start + batch_size].to(device)
-            batch = {"views": {"view1": x}}
-            pred = obj.decoder(select(model.encode(batch, "view1"), "all", batch), None)
-            tgt = TargetOut(valid=torch.ones(x.shape[0], dtype=torch.bool, device=device),
-                            candidates=te.weight, bias=te.bias)
-            out.append(obj.target.logits(pred, tgt).float().cpu())
-    finally:
-        model.train(was)
-    return torch.cat(out)
+    batch = {"views": {obj.input: images}}
+    sel = select(model.encode(batch, obj.input), "all", batch)
+    needed = gather_needs(needs_of(obj.decoder), batch, sel, target_view=obj.target_view, target_grid=None,
+                          batch_size=images.shape[0])
+    pred = obj.decoder(sel, **needed)
+    tgt = TargetOut(valid=torch.ones(images.shape[0], dtype=torch.bool, device=images.device),
+                    candidates=te.weight, bias=te.bias)
+    return obj.target.logits(pred, tgt).float().cpu()
 
 
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> Dict[str, float]:

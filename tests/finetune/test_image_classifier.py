@@ -18,6 +18,7 @@ from m3i_modular.config import load_config  # noqa: E402
 from m3i_modular.eval.finetune import finetune_recipe, layer_decay_rules, topk_accuracy  # noqa: E402
 from m3i_modular.model import build_model  # noqa: E402
 from m3i_modular.optim import build_optimizer  # noqa: E402
+from m3i_modular.sections import OptimConfig  # noqa: E402
 
 PLUGIN = os.path.join(HERE, "solid_colours.py")
 TINY = ["train.total_steps=3", "train.batch_size=8", "train.num_workers=0", "train.precision=fp32",
@@ -45,8 +46,9 @@ def test_separable_toy_reaches_100_percent_through_the_trainer(mae_run, tmp_path
     proc = run_cli("finetune/run_image_classifier.py", "--checkpoint", mae_run, *TOY, *FT,
                    "--output-dir", str(out), check=True)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["top1"] == 1.0 and result["top5"] == 1.0 and result["n_val"] == 200
-    assert result["steps"] == 40 and result["num_classes"] == 4 and result["model"] == "checkpoint"
+    assert result["finetune_top1"] == 1.0 and result["finetune_top5"] == 1.0 and result["n_val"] == 200
+    assert result["finetune_steps"] == 40 and result["num_classes"] == 4 and result["model"] == "checkpoint"
+    assert result["primary"] == "finetune_top1" and result["val_subset"] == "all"
     assert json.load(open(out / "finetune.json")) == result
     assert "init-from" in proc.stderr and "loaded 28 tensors" in proc.stderr  # embedding + 2 blocks + norm
     # the pretraining trainer ran it: metrics.jsonl, a checkpoint, the resolved recipe
@@ -61,7 +63,7 @@ def test_separable_toy_reaches_100_percent_through_the_trainer(mae_run, tmp_path
     # --resume on a finished run recomputes nothing: no new training rows, the same score
     again = run_cli("finetune/run_image_classifier.py", "--checkpoint", mae_run, *TOY, *FT,
                     "--output-dir", str(out), "--resume", check=True)
-    assert json.loads(again.stdout.strip().splitlines()[-1])["top1"] == 1.0
+    assert json.loads(again.stdout.strip().splitlines()[-1])["finetune_top1"] == 1.0
     assert len(read_metrics(str(out))) == len(rows)
     # without --resume the run is refused; with other flags --resume is refused too
     assert run_cli("finetune/run_image_classifier.py", "--checkpoint", mae_run, *TOY, *FT,
@@ -90,7 +92,7 @@ def test_interrupted_finetuning_resumes_where_it_stopped(mae_run, tmp_path):
     proc = run_cli("finetune/run_image_classifier.py", *args, "--resume", check=True)
     assert "resumed from" in proc.stderr and "at step 20" in proc.stderr
     res, ref = (json.loads(p.stdout.strip().splitlines()[-1]) for p in (proc, first))
-    assert res["steps"] == 40 and res["top1"] == ref["top1"]
+    assert res["finetune_steps"] == 40 and res["finetune_top1"] == ref["finetune_top1"]
     # exact resume: the continued run's last logged loss equals the uninterrupted one's
     assert read_metrics(str(out))[-1]["loss"] == read_metrics(str(full))[-1]["loss"]
 
@@ -101,7 +103,7 @@ def test_random_init_baseline(tmp_path):
             "--num-workers", "0", "--ft-set", "train.progress=false", "--set", "model.encoder.layers=2"]
     proc = run_cli("finetune/run_image_classifier.py", *base, "--output-dir", str(out), check=True)
     res = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert res["model"] == "random_init" and res["steps"] == 2 and 0.0 <= res["top1"] <= 1.0
+    assert res["model"] == "random_init" and res["finetune_steps"] == 2 and 0.0 <= res["finetune_top1"] <= 1.0
     recipe = json.load(open(out / "finetune_recipe.json"))  # --set reached the source recipe's tower
     assert recipe["model"]["encoder"]["layers"] == 2 and len(recipe["optim"]["param_groups"]) == 3
 
@@ -126,7 +128,7 @@ def test_layer_decay_param_groups_follow_depth():
     recipe = finetune_recipe(src, num_classes=10, train_source={"type": "synthetic_shapes"}, steps=10,
                              batch_size=8, lr=2.56e-2, layer_decay=0.5)
     model = build_model(recipe["model"], seed=0)
-    opt = build_optimizer(model, recipe["optim"], batch_size=8)   # lr 2.56e-2 * 8 / 256 = 8e-4
+    opt = build_optimizer(model, OptimConfig.from_config(recipe["optim"]), batch_size=8)   # lr 2.56e-2 * 8 / 256 = 8e-4
     mult = {}
     for g in opt.param_groups:
         for p in g["params"]:

@@ -14,12 +14,15 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from cli_utils import load_script, run_cli  # noqa: E402
 
-cr = load_script("scripts/compare_recipes.py")
+cr = load_script("scripts/compare_recipes.py")  # puts scripts/ on sys.path: its modules import by name
+import compare_recipes_plan as plan  # noqa: E402
+import compare_recipes_report as report  # noqa: E402
 
 TINY = ["train.num_workers=0", "train.precision=fp32", "train.save_every=0", "data.sources.0.num_samples=64",
         "model.encoder.layers=2", "model.encoder.dim=32", "model.embedding.dim=32"]
 STUDY = ["--recipes", "mae_vit", "supervised_vit", "--seeds", "0", "1", "--steps", "2", "--batch-size", "8",
-         "--evals", "linear", "knn", "--probe-train", "48", "--probe-val", "32", "--jobs", "2", "--threads", "1"] + [a for s in TINY for a in ("--set", s)]
+         "--evals", "linear", "knn", "--probe-train", "48", "--probe-val", "32", "--jobs", "2", "--threads", "1"]
+STUDY += [a for s in TINY for a in ("--set", s)]
 
 
 def _markers(out):
@@ -38,11 +41,12 @@ def test_tiny_study_runs_and_a_rerun_recomputes_nothing(tmp_path):
     first = run_cli("scripts/compare_recipes.py", *STUDY, "--out", out, timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "to do: 4 pretraining runs and 8 evaluations" in first.stdout
+    assert len(os.listdir(os.path.join(out, "checks"))) == 4      # linear, knn x 2 recipes, asked once each
     for entry in ("mae_vit", "supervised_vit"):
         for seed in (0, 1):
             cell = json.load(open(os.path.join(out, "cells", entry, f"seed{seed}", "results.json")))
             assert cell["steps"] == 2 and cell["pretrain_wall_s"] > 0 and cell["pretrain_cpu_s"] > 0
-            assert set(cell["metrics"]) == {"linear", "knn"}
+            assert set(cell["metrics"]) == {"linear", "low_label", "knn"}
             assert all(0.0 <= v <= 1.0 for v in cell["metrics"].values())
     table = open(os.path.join(out, "results.md")).read()
     assert "| `mae_vit` |" in table and "| `supervised_vit` |" in table and "k-NN" in table
@@ -69,60 +73,68 @@ def test_tiny_study_runs_and_a_rerun_recomputes_nothing(tmp_path):
 
 
 def test_not_applicable_is_recorded_and_missing_entry_points_are_skipped(tmp_path, monkeypatch, capsys):
+    """Applicability is the entry point's own --check, asked once per (evaluation, recipe) and kept."""
     fake = tmp_path / "fake_eval.py"
-    fake.write_text("import sys\nprint('error: zero-shot is not applicable: no text tower', file=sys.stderr)\n"
-                    "sys.exit(2)\n")
-    evals = [cr.Evaluation("fake", str(fake), {"fake": ("accuracy",)}, lambda p, d: []),
-             cr.Evaluation("ghost", "finetune/no_such_entry_point.py", {"ghost": ("accuracy",)}, lambda p, d: [])]
+    fake.write_text("import json, sys\nassert '--check' in sys.argv\n"
+                    "print(json.dumps({'eval': 'fake', 'applicable': False, 'reason': 'no text tower'}))\n")
+    evals = [plan.Evaluation("fake", str(fake), {"fake": "fake_acc"}, lambda p, d: []),
+             plan.Evaluation("ghost", "finetune/no_such_entry_point.py", {"ghost": "ghost_acc"}, lambda p, d: [])]
     monkeypatch.setattr(cr, "EVALUATIONS", evals)
     monkeypatch.setattr(cr, "EVAL_BY_NAME", {e.name: e for e in evals})
-    monkeypatch.setattr(cr, "script_flags", lambda script: set())
     out = str(tmp_path / "s")
     args = ["--recipes", "random_init", "--seeds", "0", "--evals", "fake", "ghost", "--out", out, "--jobs", "1"]
     assert cr.main(args) == 0
-    rec = json.load(open(os.path.join(out, "cells", "random_init", "seed0", "eval", "fake.json")))
-    assert "not applicable" in rec["not_applicable"]
+    cell = json.load(open(os.path.join(out, "cells", "random_init", "seed0", "results.json")))
+    assert cell["evals"]["fake"] == {"skipped": "n/a: no text tower"}
+    assert [f for f in os.listdir(os.path.join(out, "checks")) if f.startswith("fake__")]
     text = capsys.readouterr().out
     assert "ghost (missing: finetune/no_such_entry_point.py does not exist yet)" in text
+    assert "fake (n/a: no text tower)" in text
     table = open(os.path.join(out, "results.md")).read()
     assert "| `random_init` | – | n/a |" in table and "No result yet (entry point missing or not run): ghost" in table
-    assert cr.main(args) == 0 and "[1/" not in capsys.readouterr().out    # n/a is final: not rerun
+    fake.write_text("import sys\nsys.exit(3)\n")  # the kept answer is used: the check is not asked again
+    assert cr.main(args) == 0 and "[1/" not in capsys.readouterr().out
 
 
 def test_entries_and_stage_steps():
-    e = cr.parse_entry("mae_vit>supervised_vit@0.5")
+    e = plan.parse_entry("mae_vit>supervised_vit@0.5")
     assert [n for n, _ in e.stages] == ["mae_vit", "supervised_vit"] and e.stage_steps(300) == [150, 150]
     assert e.stage_steps(301) == [150, 151]                            # the total is kept exactly
-    three = cr.parse_entry("mae_vit>byol_vit>supervised_vit@0.2,0.7")
+    three = plan.parse_entry("mae_vit>byol_vit>supervised_vit@0.2,0.7")
     assert three.stage_steps(100) == [20, 50, 30]
-    assert cr.parse_entry("mae_vit>supervised_vit").stage_steps(10) == [5, 5]
-    assert cr.parse_entry("random_init").random_init.endswith("supervised_vit.json")
-    assert cr.parse_entry("random_init:mae_vit").random_init.endswith("mae_vit.json")
+    assert plan.parse_entry("mae_vit>supervised_vit").stage_steps(10) == [5, 5]
+    assert plan.parse_entry("random_init").random_init.endswith("supervised_vit.json")
+    assert plan.parse_entry("random_init:mae_vit").random_init.endswith("mae_vit.json")
     for bad in ("mae_vit>supervised_vit@1.2", "mae_vit>supervised_vit@0.5,0.6", "no_such_recipe", "mae_vit>"):
         with pytest.raises(ValueError):
-            cr.parse_entry(bad)
+            plan.parse_entry(bad)
     with pytest.raises(ValueError):
-        cr.parse_entry("mae_vit>supervised_vit@0.01").stage_steps(10)  # a stage with no step
-    assert cr.parse_entry("mae_vit>supervised_vit@0.5").slug == "mae_vit_then_supervised_vit_at_0.5"
+        plan.parse_entry("mae_vit>supervised_vit@0.01").stage_steps(10)  # a stage with no step
+    assert plan.parse_entry("mae_vit>supervised_vit@0.5").slug == "mae_vit_then_supervised_vit_at_0.5"
 
 
-def test_table_mean_sd_and_flat_metrics():
-    assert cr.mean_sd([0.2, 0.4]) == pytest.approx((0.3, 0.1414213562))
-    assert cr.mean_sd([0.5]) == (0.5, 0.0)
-    assert cr.flatten({"accuracy": {"20": 0.3}, "n": 5}) == {"accuracy.20": 0.3, "n": 5}
-    assert cr.pick({"accuracy.20": 0.3}, cr.EVAL_BY_NAME["knn"].columns["knn"]) == 0.3
+def test_table_mean_sd_and_the_entry_points_keys():
+    assert report.mean_sd([0.2, 0.4]) == pytest.approx((0.3, 0.1414213562))
+    assert report.mean_sd([0.5]) == (0.5, 0.0)
+    # the columns read the keys the entry points write (finetune/run_*.py docstrings)
+    keys = {k for ev in plan.EVALUATIONS for k in ev.columns.values()}
+    assert keys == {"linear_acc", "low_label_acc", "knn_acc", "finetune_top1", "miou", "fg_miou", "zero_shot_acc",
+                    "i2t_r1"}
+    for ev in plan.EVALUATIONS:
+        doc = open(os.path.join(ROOT, ev.script)).read()
+        assert all(k in doc for k in ev.columns.values()), ev.name
     rows = {"a": {"metrics": {"linear": {"mean": 0.25, "sd": 0.05, "n": 3}, "knn": "n/a"},
                   "pretrain_wall_s": {"mean": 90.0, "sd": 6.0, "n": 3}}}
-    md = cr.markdown(rows, [cr.EVAL_BY_NAME["linear"], cr.EVAL_BY_NAME["knn"]], "h")
+    md = report.markdown(rows, [plan.EVAL_BY_NAME["linear"], plan.EVAL_BY_NAME["knn"]], "h")
     assert "| `a` | 1.5 ± 0.1 | 25.0 ± 5.0 | n/a |" in md
 
 
 def test_plan_and_user_mistakes(tmp_path):
-    plan = run_cli("scripts/compare_recipes.py", "--study", "m3i", "--out", str(tmp_path / "p"), "--plan")
-    steps = cr.PRESETS["m3i"]["protocol"]["steps"]
-    assert plan.returncode == 0 and "8 entries x 3 seeds = 24 cells" in plan.stdout
-    assert f"mae_vit {steps // 2} steps then supervised_vit {steps - steps // 2} steps" in plan.stdout
-    assert "to do: 24 pretraining runs" in plan.stdout and "estimate:" in plan.stdout
+    shown = run_cli("scripts/compare_recipes.py", "--study", "m3i", "--out", str(tmp_path / "p"), "--plan")
+    steps = plan.PRESETS["m3i"]["protocol"]["steps"]
+    assert shown.returncode == 0 and "8 entries x 3 seeds = 24 cells" in shown.stdout
+    assert f"mae_vit {steps // 2} steps then supervised_vit {steps - steps // 2} steps" in shown.stdout
+    assert "to do: 24 pretraining runs" in shown.stdout and "estimate:" in shown.stdout
     x10 = run_cli("scripts/compare_recipes.py", "--study", "m3i", "--steps-mult", "10", "--out",
                   str(tmp_path / "p"), "--plan")
     assert f"pretraining {10 * steps} steps x batch" in x10.stdout
