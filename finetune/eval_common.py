@@ -40,7 +40,8 @@ from m3i_modular import checkpoint as ckpt  # noqa: E402
 from m3i_modular.config import import_plugins, load_config  # noqa: E402
 from m3i_modular.errors import ConfigError, DataError, entry_point  # noqa: E402
 from m3i_modular.eval.features import EvalData, frozen, mean_pooled, read_split  # noqa: E402
-from m3i_modular.eval.sources import build_data_source, build_split_source, class_names  # noqa: E402
+from m3i_modular.eval.sources import (build_data_source, build_split_source, class_names,  # noqa: E402
+                                      source_config, split_source_config)
 from m3i_modular.eval.subsets import choose_subset  # noqa: E402
 
 SPLITS = ("train", "val")
@@ -53,8 +54,11 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message}\n")
 
 
-def base_parser(prog: str, description: str, *, train_samples: int = 2000, val_samples: int = 1000,
-                uses_train: bool = True) -> argparse.ArgumentParser:
+def base_parser(prog: str, description: str, *, train_samples: Optional[int] = 2000, val_samples: int = 1000,
+                uses_train: bool = True, batch_size: int = 256, batch_help: str = "images per forward pass",
+                seed_help: str = "seed of the sample draws and carve-outs") -> argparse.ArgumentParser:
+    """The shared flags. train_samples=None: no --train-samples (the whole training data is used, as a
+    fine-tuning run reads it); batch_size / batch_help / seed_help: what --batch-size and --seed mean here."""
     p = Parser(prog=prog, description=description)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="a run directory (its latest checkpoint) or a checkpoints/step_* dir")
@@ -68,15 +72,16 @@ def base_parser(prog: str, description: str, *, train_samples: int = 2000, val_s
     p.add_argument("--train-data", metavar="DATA", help="training data instead of the recipe's train split: shard "
                    "pattern, shard folder or manifest.json, image folder root/<class>/*, or a JSON source" + unused)
     p.add_argument("--val-data", metavar="DATA", help="held-out data instead of the recipe's --eval-split (same forms)")
-    p.add_argument("--train-samples", type=int, default=train_samples,
-                   help=f"samples of the training data (default {train_samples}; stratified by class){unused}")
+    if train_samples is not None:
+        p.add_argument("--train-samples", type=int, default=train_samples,
+                       help=f"samples of the training data (default {train_samples}; stratified by class){unused}")
     p.add_argument("--val-samples", type=int, default=val_samples,
                    help=f"samples of the held-out data (default {val_samples}; stratified by class)")
     p.add_argument("--eval-split", default="val", help="the recipe source's held-out split (default val)")
     p.add_argument("--source", type=int, default=0, help="which of the recipe's data sources (default 0)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sample draws and carve-outs (default 0)")
+    p.add_argument("--seed", type=int, default=0, help=f"{seed_help} (default 0)")
     p.add_argument("--crop-pct", type=float, default=1.0, help="eval resize = size / crop_pct (default 1.0)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=batch_size, help=f"{batch_help} (default {batch_size})")
     p.add_argument("--num-workers", type=int, default=0, help="data loader workers for reading images")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--output", help="JSON file for the results (default: <checkpoint>/eval/<name>.json, or "
@@ -129,7 +134,8 @@ def load_model(args: argparse.Namespace):
 def check_sizes(args: argparse.Namespace) -> None:
     for flag in ("train_samples", "val_samples", "batch_size", "num_workers"):
         low = 0 if flag == "num_workers" else 1
-        if getattr(args, flag) < low:
+        value = getattr(args, flag, None)
+        if value is not None and value < low:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= {low}, got {getattr(args, flag)}")
     if args.seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
@@ -144,6 +150,7 @@ class Split:
     subset: str                    # "all" / "stratified" / "random"
     data: str                      # what was asked for: the --*-data string, or "recipe:<split>"
     spec: Optional[str] = None
+    config: Optional[Dict[str, Any]] = None   # the source object it was built from (a recipe can name it)
 
     def class_names(self) -> Optional[List[str]]:
         return class_names(self.source, self.spec)
@@ -161,17 +168,21 @@ class Split:
 
 
 def build_split(args: argparse.Namespace, model: Any, which: str) -> Split:
-    n = args.train_samples if which == "train" else args.val_samples
+    """One data side; without --train-samples (a parser that has none) the whole training data."""
+    n = getattr(args, "train_samples", None) if which == "train" else args.val_samples
     spec = args.train_data if which == "train" else args.val_data
     if spec:
+        config = source_config(spec, flag=f"--{which}-data")
         source = build_data_source(spec, flag=f"--{which}-data")
         data = spec
     else:
         split = "train" if which == "train" else args.eval_split
+        config = split_source_config(model.cfg, split, num_samples=n, source=args.source)
         source = build_split_source(model.cfg, split, num_samples=n, source=args.source)
         data = f"recipe:{split}"
-    indices, how = choose_subset(source, n, seed=args.seed + (0 if which == "train" else 1))
-    return Split(which, source, indices, how, data, spec)
+    indices, how = choose_subset(source, len(source) if n is None else n,
+                                 seed=args.seed + (0 if which == "train" else 1))
+    return Split(which, source, indices, how, data, spec, config)
 
 
 @dataclass
@@ -250,7 +261,9 @@ def run_main(parser: argparse.ArgumentParser, name: str, evaluate: Callable[[Con
              applies: Optional[Callable[[Context], Optional[str]]] = None, splits: Sequence[str] = SPLITS,
              primary: str = "") -> int:
     """Parse, check(args) (raise ConfigError early), load the model, build the data sides, applies(ctx) ->
-    a reason it does not apply (or None), then evaluate(ctx) -> flat metrics; print and write the JSON."""
+    a reason it does not apply (or None), then evaluate(ctx) -> flat metrics; print and write the JSON.
+    evaluate may return an exit code instead (a training run that failed; a rank other than 0 of a
+    distributed run, which writes nothing)."""
     args = parser.parse_args(argv)
     return _run(args, name, evaluate, check, applies, splits, primary)
 
@@ -275,6 +288,8 @@ def _run(args, name, evaluate, check, applies, splits, primary) -> int:
     if reason is not None:
         raise ConfigError(f"{name} does not apply: {reason}")
     metrics = evaluate(ctx)
+    if isinstance(metrics, int):
+        return metrics
     result: Dict[str, Any] = {"eval": name, "primary": primary, **info}
     for which, s in ctx.splits.items():
         result[f"{which}_data"], result[f"{which}_subset"] = s.data, s.subset

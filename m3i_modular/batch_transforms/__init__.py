@@ -1,1 +1,1 @@
-from . import mix_views, mlm_mask  # noqa: F401  (registration)
+from . import mix_views, mixup_cutmix, mlm_mask  # noqa: F401  (registration)

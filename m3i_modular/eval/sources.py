@@ -68,9 +68,9 @@ def build_data_source(spec: str, *, flag: str = "--data") -> Any:
     return source
 
 
-def build_split_source(cfg: dict, split: str, *, num_samples: Optional[int] = None, source: int = 0) -> Any:
-    """The recipe's data source `source` with `split` (and num_samples where the source generates samples),
-    with every label and caption kept."""
+def split_source_config(cfg: dict, split: str, *, num_samples: Optional[int] = None, source: int = 0) -> dict:
+    """The source object (without a weight) of the recipe's data source `source` at `split` (and num_samples
+    where the source generates samples; None keeps the recipe's), every label and caption kept."""
     sources = (cfg.get("data") or {}).get("sources") or []
     path = f"data.sources[{source}]"
     if not 0 <= source < len(sources) or not isinstance(sources[source], dict):
@@ -79,17 +79,24 @@ def build_split_source(cfg: dict, split: str, *, num_samples: Optional[int] = No
     scfg = {k: v for k, v in sources[source].items() if k != "weight"}
     with config_path(path, absolute=True):
         params = inspect.signature(DATASETS.get(scfg.get("type")).__init__).parameters
-        if "split" not in params:
-            raise ConfigError(f"source '{scfg['type']}' takes no 'split': evaluation needs a train and a "
-                              f"held-out split; pass --train-data and --val-data", path=path)
-        scfg["split"] = split
-        if num_samples is not None and "num_samples" in params:
-            scfg["num_samples"] = max(int(num_samples), 1)
-        # labels withheld from pre-training are still the probe's labels: every recipe is probed on the same
-        # samples whatever its label/caption fraction
-        for frac in ("label_fraction", "caption_fraction"):
-            if frac in params:
-                scfg[frac] = 1.0
+    if "split" not in params:
+        raise ConfigError(f"source '{scfg['type']}' takes no 'split': evaluation needs a train and a "
+                          f"held-out split; pass --train-data and --val-data", path=path)
+    scfg["split"] = split
+    if num_samples is not None and "num_samples" in params:
+        scfg["num_samples"] = max(int(num_samples), 1)
+    # labels withheld from pre-training are still the probe's labels: every recipe is probed on the same
+    # samples whatever its label/caption fraction
+    for frac in ("label_fraction", "caption_fraction"):
+        if frac in params:
+            scfg[frac] = 1.0
+    return scfg
+
+
+def build_split_source(cfg: dict, split: str, *, num_samples: Optional[int] = None, source: int = 0) -> Any:
+    """The recipe's data source `source` with `split` (split_source_config), built."""
+    scfg = split_source_config(cfg, split, num_samples=num_samples, source=source)
+    with config_path(f"data.sources[{source}]", absolute=True):
         return build(DATASETS, scfg)
 
 

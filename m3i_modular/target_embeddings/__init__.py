@@ -1,1 +1,1 @@
-from . import basic, frames, momentum, online, text_tower, tied_word  # noqa: F401  (registration)
+from . import basic, frames, momentum, online, soft_category, text_tower, tied_word  # noqa: F401  (registration)

@@ -1,1 +1,1 @@
-from . import boltzmann, gaussian, infonce  # noqa: F401  (registration)
+from . import boltzmann, gaussian, infonce, soft_boltzmann  # noqa: F401  (registration)
