@@ -296,11 +296,31 @@ def load_tensors(ckpt_dir: str, stem: str, map_location="cpu") -> dict:
 
 
 def read_tensor_file(path: str, map_location="cpu"):
+    """torch.load with weights_only=True (quietly); every failure is one ConfigError line."""
+    import warnings
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. torch's note on pickle protocols before it refuses a file
+            return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated zip, random bytes, a pickle that is not plain tensors (never executed)
-        first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise ConfigError(f"'{path}' is not a readable tensor file ({type(e).__name__}: {first})") from None
+        raise ConfigError(f"'{path}' is not a readable tensor file ({load_error(path, e)})") from None
+
+
+def load_error(path: str, e: Exception) -> str:
+    """Why torch.load(weights_only=True) failed, in a few words."""
+    import pickle
+    if isinstance(e, pickle.UnpicklingError) or "Weights only load failed" in str(e):
+        return ("it holds Python objects other than tensors, which weights_only loading refuses; it was not "
+                "written by this program, or was altered; nothing in it was run")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        return err.strerror or str(err)
+    if head != b"PK\x03\x04":
+        return "not a torch.save archive: truncated, random bytes or another format"
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+    return f"a damaged torch.save archive: {first}"
 
 
 def load_config_json(ckpt_dir: str) -> dict:

@@ -27,8 +27,12 @@ def _read(path: str) -> dict:
             data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ConfigError(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}", file=path) from None
-    except Exception as e:  # yaml's errors carry their own position
-        raise ConfigError(f"invalid YAML: {str(e).splitlines()[0]}", file=path) from None
+    except Exception as e:  # yaml's errors carry their position in problem_mark
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        what = getattr(e, "problem", None) or (str(e).splitlines() or [type(e).__name__])[0]
+        hint = " (YAML indents with spaces, never tabs)" if "\t" in text and "tab" in str(e).lower() else ""
+        raise ConfigError(f"invalid YAML{where}: {what}{hint}", file=path) from None
     if not isinstance(data, dict):
         raise ConfigError("a recipe must be a JSON object", file=path)
     return data

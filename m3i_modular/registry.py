@@ -286,6 +286,8 @@ def build(registry: Registry, cfg: Any, *, key: Any = "", offer: Optional[Dict[s
                 if "meta" in str(e):  # building on the meta device for the memory estimate: not the values
                     raise
                 first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                if "overflow" in first.lower():
+                    first = f"its tensors would be larger than torch can address ({first[:120]})"
                 raise config_error(f"{what} cannot be built from these values: {first}") from None
         problems = contract(obj) if contract is not None else []
         if problems:

@@ -39,6 +39,8 @@ def add_parser(subparsers) -> None:
     src.add_argument("--images", nargs="+", metavar="PATH", help="unlabelled images, folders or .txt lists")
     src.add_argument("--index", nargs="+", metavar="SHARD", help="only write indexes for existing shards")
     p.add_argument("--output", metavar="DIR", help="directory to create (not with --index)")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="--index: index a truncated shard anyway; training skips the samples past the cut")
     p.add_argument("--image-col", default="image", help="--list: the column with the image path")
     p.add_argument("--caption-col", default="caption", help="--list: the column with the caption")
     p.add_argument("--label-col", default="", help="--list: an optional integer label column")
@@ -57,7 +59,7 @@ def run(args) -> None:
         for shard in args.index:
             if not os.path.isfile(shard):
                 raise ConfigError(f"--index: shard '{shard}' does not exist")
-            index = write_index(shard)
+            index = write_index(shard, allow_truncated=args.allow_truncated)
             note = " (truncated: samples past the end will be skipped)" if index.truncated else ""
             print(f"indexed {len(index)} samples of {shard}{note}")
         return
