@@ -17,8 +17,16 @@ from .sections import Recipe
 def _read(path: str) -> dict:
     if not os.path.isfile(path):
         raise ConfigError(f"no such recipe file (check the path; recipes live in models/)", file=path)
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        text = raw.decode("utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read the recipe ({e.strerror})", file=path) from None
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ConfigError(f"not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line}): a recipe is a JSON or YAML "
+                          f"file", file=path) from None
     try:
         if path.endswith((".yaml", ".yml")):
             import yaml
