@@ -219,7 +219,7 @@ def problem(ckpt_dir: str, need=RESUME_FILES) -> Optional[str]:
     try:
         files = _manifest(ckpt_dir)
     except ConfigError as e:
-        return e.message
+        return e.message.split("': ", 1)[-1]  # without the directory, which the caller names
     names = list(need) + sorted(set(files or ()) - set(need))
     for name in names:
         why = check_file(ckpt_dir, name, files)
@@ -258,7 +258,8 @@ def find_checkpoint(root: str, need=RESUME_FILES) -> Tuple[Optional[str], Option
         if bad is None:
             return os.path.join(root, name), f"{why}: using the newest complete checkpoint, {name}"
         failures.append(f"{name}: {bad}")
-    raise ConfigError(f"no complete checkpoint in '{root}' ({why}; {'; '.join(failures[:3])}): move the directory "
+    more = f" (and {len(failures) - 2} more)" if len(failures) > 2 else ""
+    raise ConfigError(f"no complete checkpoint in '{root}': {'; '.join(failures[:2])}{more}; move the directory "
                       f"aside to start fresh, or restore a checkpoint")
 
 
@@ -308,19 +309,20 @@ def read_tensor_file(path: str, map_location="cpu"):
 
 def load_error(path: str, e: Exception) -> str:
     """Why torch.load(weights_only=True) failed, in a few words."""
-    import pickle
-    if isinstance(e, pickle.UnpicklingError) or "Weights only load failed" in str(e):
-        return ("it holds Python objects other than tensors, which weights_only loading refuses; it was not "
-                "written by this program, or was altered; nothing in it was run")
     try:
         with open(path, "rb") as f:
             head = f.read(4)
     except OSError as err:
         return err.strerror or str(err)
-    if head != b"PK\x03\x04":
-        return "not a torch.save archive: truncated, random bytes or another format"
-    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-    return f"a damaged torch.save archive: {first}"
+    refused = "Weights only load failed" in str(e) or type(e).__name__ == "UnpicklingError"
+    if head[:4] == b"PK\x03\x04":
+        if refused:
+            return ("it holds Python objects other than tensors, which weights_only loading refuses: it was not "
+                    "written by this program, or was altered; nothing in it was run")
+        return f"a damaged torch.save archive: {(str(e).strip().splitlines() or [type(e).__name__])[0][:160]}"
+    if head[:1] == b"\x80" and refused:
+        return "a plain pickle, not a torch.save archive: refused, and nothing in it was run"
+    return "not a torch.save archive: truncated, random bytes or another format"
 
 
 def load_config_json(ckpt_dir: str) -> dict:

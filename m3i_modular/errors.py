@@ -65,3 +65,12 @@ class Interrupted(BaseException):
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = signum
+
+
+def library_message(e: BaseException) -> str:
+    """A third-party exception as '<Type>: <first line>', without the in-memory file objects PIL and
+    libsndfile name ('<_io.BytesIO object at 0x7f...>'), which say nothing to a user."""
+    import re
+    text = (str(e).strip().splitlines() or [""])[0]
+    text = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", text).rstrip(" :")
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__

@@ -119,7 +119,12 @@ class Exploit:
         return (open, (self.marker, "w"))
 
 
-def malicious(path: str, marker: str) -> str:
+def malicious(path: str, marker: str, *, archive: bool = False) -> str:
+    """A plain pickle, or (archive) a torch.save zip archive whose pickle would call open()."""
+    if archive:
+        import torch
+        torch.save({"model": Exploit(marker)}, path)
+        return path
     with open(path, "wb") as f:
         pickle.dump({"model": Exploit(marker)}, f)
     return path
@@ -270,10 +275,11 @@ def _(t):
     return resume(t, "model.embedding.dim=48", "model.encoder.dim=48")
 
 
-@_c("checkpoint", "--resume, trainer.pt a pickle that runs code", "is not a readable tensor file", "prior")
+@_c("checkpoint", "--resume, trainer.pt a pickle that runs code", "it holds Python objects other than tensors",
+    "prior")
 def _(t):
     for s in (1, 2):
-        malicious(ckpt_file(t, s, "trainer.pt"), os.path.join(t, "PWNED"))
+        malicious(ckpt_file(t, s, "trainer.pt"), os.path.join(t, "PWNED"), archive=True)
         rewrite_manifest(t, s)
     return resume(t)
 
@@ -284,15 +290,21 @@ def _(t):
     return pretrain(t, args=["--init-from", os.path.join(prior(t), "checkpoints", "step_00000002")])
 
 
-@_c("checkpoint", "--init-from random bytes", "cannot read tensors")
+@_c("checkpoint", "--init-from random bytes", "cannot read tensors (not a torch.save archive")
 def _(t):
     write(os.path.join(t, "w.pt"), os.urandom(4096), "wb")
     return pretrain(t, args=["--init-from", os.path.join(t, "w.pt")])
 
 
-@_c("checkpoint", "--init-from a pickle that runs code", "cannot read tensors (it holds Python objects other than")
+@_c("checkpoint", "--init-from a pickle that runs code", "a plain pickle, not a torch.save archive: refused")
 def _(t):
     return pretrain(t, args=["--init-from", malicious(os.path.join(t, "evil.pt"), os.path.join(t, "PWNED"))])
+
+
+@_c("checkpoint", "--init-from a torch.save archive that runs code", "it holds Python objects other than tensors")
+def _(t):
+    evil = malicious(os.path.join(t, "evil.pt"), os.path.join(t, "PWNED"), archive=True)
+    return pretrain(t, args=["--init-from", evil])
 
 
 @_c("checkpoint", "--init-from a foreign state dict", "unrecognised tensors")

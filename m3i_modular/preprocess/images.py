@@ -20,7 +20,7 @@ import json
 import os
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, library_message
 from ..atomic import atomic_dir, atomic_write_text
 from .tar_writer import ShardWriter, write_index
 
@@ -184,7 +184,7 @@ def encode_image(path: str, resize: int, quality: int) -> bytes:
             im.load()  # a full decode: corrupt or truncated inputs fail here, at preprocessing time
             rgb = im.convert("RGB")
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ...
-        raise DataError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
+        raise DataError(f"{path}: unreadable image ({library_message(e)})") from None
     w, h = rgb.size
     if resize and min(w, h) > resize:
         scale = resize / min(w, h)

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from ...errors import DataError
+from ...errors import DataError, library_message
 from ...registry import DATASETS, config_error
 from ..audio import AUDIO_EXTS, decode_audio
 from .tar_index import ShardFiles, ShardIndex, truncation_error
@@ -103,7 +103,7 @@ def decode_image(data: bytes) -> torch.Tensor:
             im = im.convert("RGB")  # forces a full decode: a truncated file fails here, not later
             arr = np.asarray(im, dtype=np.uint8)
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError, DecompressionBomb...)
-        raise DataError(f"cannot decode image ({type(e).__name__}: {e})") from None
+        raise DataError(f"cannot decode image ({library_message(e)})") from None
     return torch.from_numpy(arr.transpose(2, 0, 1).copy())
 
 
