@@ -25,7 +25,8 @@ import numpy as np
 from cli_utils import REPO, TINY_MAE, load_script
 
 MAE = os.path.join(REPO, "models", "mae_vit.json")
-BASE = TINY_MAE + ["train.total_steps=2", "train.save_every=1", "train.keep_last=2", "train.precision=fp32"]
+BASE = TINY_MAE + ["train.total_steps=2", "train.save_every=1", "train.keep_last=2", "train.precision=fp32",
+                   "train.device=cpu"]  # the memory check reads this machine's RAM, not a GPU's
 # a finished run that --resume cases start from (made once per session, copied into each case)
 PRIOR_SETS = BASE
 

@@ -13,6 +13,7 @@ from cli_utils import REPO, TINY_MAE, read_metrics
 PLUGIN = os.path.join(REPO, "tests", "plugins", "lifecycle_plugin.py")
 STEPS = 10
 SETS = TINY_MAE + [f"train.total_steps={STEPS}", "train.precision=fp32", "train.log_every=1", "train.save_every=2",
+                   "train.device=cpu",  # two CPU workers (gloo), also on a machine with one GPU
                    "train.keep_last=2", "train.num_workers=0",
                    'model.batch_transforms=[{"type": "pid_file"}, {"type": "sleep", "seconds": 0.4}]']
 

@@ -17,7 +17,7 @@ from m3i_modular import checkpoint as ckpt
 from m3i_modular.errors import OutputError
 
 SETS = TINY_MAE + ["train.log_every=1", "train.save_every=2", "train.keep_last=0", "train.precision=fp32",
-                   "train.num_workers=0"]
+                   "train.num_workers=0", "train.device=cpu"]
 
 
 def _run(out, steps, *extra, check=True):

@@ -59,7 +59,7 @@ def test_help_and_early_mistakes_answer_without_torch(argv, err):
 
 def test_start_up_lines_come_before_the_first_step_and_step_1_is_logged(tmp_path):
     out = tmp_path / "run"
-    sets = TINY_MAE + ["train.total_steps=3", "train.log_every=25", "train.precision=auto"]
+    sets = TINY_MAE + ["train.total_steps=3", "train.log_every=25", "train.precision=auto", "train.device=cpu"]
     proc = run_cli("pretrain.py", "--config", "models/mae_vit.json", *[a for s in sets for a in ("--set", s)],
                    "--output-dir", str(out), env={"M3I_CPU_FLAGS": "sse avx2"}, check=True)
     lines = proc.stderr.strip().splitlines()
