@@ -313,13 +313,14 @@ class Trainer:
             state = {"step": torch.tensor(self.step), "consumed": torch.tensor(self.step * self.tc.batch_size),
                      "rng": rngs, "scaler": self.scaler.state_dict(), "skips": skips,
                      "skipped_steps": torch.tensor(self.skipped_steps)}
-            self.last_checkpoint = ckpt.save_checkpoint(
+            ckpt.save_checkpoint(
                 self.ckpt_root, self.step,
                 {"model": self.raw.state_dict(), "optimizer": self.opt.state_dict(), "trainer": state},
                 config=self.config, meta=ckpt.run_metadata(self.env.world, self.precision, self.precision_reason),
                 extra_files=self.extra_files, keep_last=self.tc.keep_last)
         if self.env.world > 1:
             torch.distributed.barrier()  # sync: no rank runs ahead (or exits) while rank 0 writes
+        self.last_checkpoint = os.path.join(self.ckpt_root, ckpt.step_dir(self.step))  # every rank knows it
 
     def resume(self, ckpt_dir: str, states: Optional[Dict[str, dict]] = None) -> None:
         """Continue from a checkpoint directory: weights, optimizer, scaler, step, data position, RNGs.
