@@ -1,18 +1,40 @@
-"""`pretrain.py`: train a recipe. User mistakes end in one line on stderr and exit code 2.
+"""`pretrain.py`: train a recipe. User mistakes end in one line on stderr and exit code 2; a run stopped by
+train.max_bad_steps in exit code 3; SIGINT / SIGTERM in a checkpoint and exit code 130 / 143.
 
-Arguments are parsed before torch is imported (`--help` answers at once)."""
+Arguments are parsed, and the recipe's top level and train section checked, before torch is imported
+(`--help` and those errors answer at once)."""
 import argparse
+import errno
 import json
-import os
+import shlex
 import sys
 from typing import List, Optional
 
 from .config import dump_config, load_config
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, Interrupted, OutputError, RunStopped, output_error
+
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """A command-line mistake is one line too (argparse would print the whole usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a step number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a step >= 1, got {value}")
+    return value
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="pretrain.py", description="Train a pretraining recipe.")
+    p = OneLineParser(prog="pretrain.py", description="Train a pretraining recipe.")
     p.add_argument("--config", help="recipe file (models/*.json); required unless --list, --list-recipes or "
                    "--explain")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -23,7 +45,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint, if any")
     p.add_argument("--init-from", metavar="CKPT", help="initialise matching modules from a checkpoint: ours, a "
                    "timm ViT or open_clip file, a Hugging Face BERT / ViT directory (see convert/pretrained.py)")
-    p.add_argument("--stop-at", type=int, metavar="STEP",
+    p.add_argument("--stop-at", type=positive_int, metavar="STEP",
                    help="stop after this step with a checkpoint (a time-limited job); --resume continues")
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved config, parameters per component and FLOPs per step, then exit")
@@ -41,13 +63,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def init_from(model, path: str) -> dict:
     """Load into `model` (an nn.Module) the tensors of a checkpoint (any format --init-from reads, under our key
-    names) whose names and shapes match; report loaded, skipped and newly initialised."""
+    names) whose names and shapes match; report loaded, skipped and newly initialised. A source of which no
+    tensor matches is an error (it is another model, or the wrong file)."""
     from .convert.pretrained import load_pretrained
     src = load_pretrained(path, model)
     own = model.state_dict()
     loaded = [k for k, v in src.items() if k in own and own[k].shape == v.shape]
     skipped = sorted(set(src) - set(loaded))
     new = sorted(set(own) - set(loaded))
+    if not loaded:
+        from .rundir import first_mismatch
+        raise ConfigError(f"--init-from '{path}': none of its {len(src)} tensors matches this model by name and "
+                          f"shape ({first_mismatch(src, own)})")
     model.load_state_dict({k: src[k] for k in loaded}, strict=False)
     if hasattr(model, "after_init_from"):
         model.after_init_from()
@@ -55,71 +82,107 @@ def init_from(model, path: str) -> dict:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    leave_group = True
     try:
-        return _main(args)
-    except (ConfigError, DataError) as e:
+        return _main(args, argv)
+    except (ConfigError, DataError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except RunStopped as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    except Interrupted as e:
+        leave_group = False  # no goodbye to ranks that may be inside a collective
+        print("interrupted again: exited at once, without a checkpoint", file=sys.stderr)
+        return 128 + e.signum
+    except KeyboardInterrupt:
+        leave_group = False
+        print("interrupted before the first step: no checkpoint", file=sys.stderr)
+        return 130
+    except OSError as e:  # a write during training: the disk filled up, or the directory went away
+        if e.errno not in WRITE_ERRNOS:
+            raise
+        print(f"error: {output_error(e.filename or '', e)}", file=sys.stderr)
         return 2
     finally:
         distributed = sys.modules.get(f"{__package__}.distributed")
-        if distributed is not None:  # not imported: no process group to leave
+        if distributed is not None and leave_group:  # not imported: no process group to leave
             distributed.cleanup()
 
 
-def _main(args: argparse.Namespace) -> int:
+def _main(args: argparse.Namespace, argv: List[str]) -> int:
     if args.discover:
         from .discover import run
         return run(args)
     cfg = load_config(args.config, overrides=args.overrides, imports=args.imports)
-    from . import checkpoint as ckpt
+    from .registry import config_path
+    from .sections import TrainConfig
+    with config_path("", file=args.config, absolute=True):
+        TrainConfig.from_config(cfg["train"])  # its mistakes answer before torch loads
+    from . import rundir
     from .checkpoint import seed_everything
     from .distributed import init_distributed
     from .run import build_optim, build_run, describe
     from .trainer import Trainer
     env = init_distributed(cfg["train"].get("device", "auto") if isinstance(cfg["train"], dict) else "auto")
-    run = build_run(cfg, world=env.world)
+    run = build_run(cfg, world=env.world)  # every check of the recipe, before anything is written
     if args.dry_run:
         if env.is_main:
             print(describe(run))
         return 0
     out = args.output_dir or run.train.output_dir
-    root = os.path.join(out, "checkpoints")
-    latest = ckpt.latest_checkpoint(root) if args.resume else None
-    if not args.resume and ckpt.list_checkpoints(root):
-        raise ConfigError(f"'{out}' already holds a run's checkpoints: pass --resume to continue it, or choose "
-                          f"another --output-dir")
-    if args.init_from and latest is None:
+    resume_from, warning = rundir.checkpoint_to_resume(out, args.resume)
+    if args.init_from and resume_from is None:
         from .convert.pretrained import detect_format
         detect_format(args.init_from)  # fail before writing anything
     opt, schedule = build_optim(run)  # validates optim.param_groups against the model: before writing
     cfg = dict(cfg, train=dict(cfg["train"], output_dir=out))
-    resolved = json.loads(dump_config(cfg))
-    extra = {}
-    if env.is_main:
-        os.makedirs(out, exist_ok=True)
-        with open(os.path.join(out, "config.json"), "w") as f:
-            f.write(dump_config(cfg))
-        if run.tokenizer is not None and hasattr(run.tokenizer, "save"):
-            tok_dir = os.path.join(out, "tokenizer")
-            os.makedirs(tok_dir, exist_ok=True)
-            for name in run.tokenizer.save(tok_dir):
-                extra[f"tokenizer/{name}"] = os.path.join(tok_dir, name)
+    text = dump_config(cfg)
     seed_everything(run.train.seed + 7919 * env.rank)  # runtime randomness differs per rank
     trainer = Trainer(model=run.model, optimizer=opt, schedule=schedule, dataset=run.dataset,
-                      collate=run.collate, train=run.train, env=env, config=resolved, output_dir=out,
-                      extra_files=extra, monitors=run.monitors)
-    if latest is not None:
-        trainer.resume(latest)
-        if env.is_main:
-            print(f"resumed from {latest} at step {trainer.step}", file=sys.stderr)
+                      collate=run.collate, train=run.train, env=env, config=json.loads(text), output_dir=out,
+                      monitors=run.monitors)
+    report = None
+    if resume_from is not None:
+        trainer.resume(resume_from, rundir.read_checkpoint(resume_from, run.model, opt, env.device,
+                                                           recipe=args.config))
     elif args.init_from:
         report = init_from(run.model, args.init_from)
-        if env.is_main:
-            print(f"init-from {args.init_from}: loaded {report['loaded']} tensors, skipped "
-                  f"{len(report['skipped'])} {report['skipped'][:8]}, new {len(report['new'])} "
-                  f"{report['new'][:8]}", file=sys.stderr)
+    if env.is_main:
+        trainer.extra_files = rundir.prepare(out, text, trainer.step, run.tokenizer)
+        _announce(run, trainer, out, args, resume_from, warning, report)
     last = trainer.train(stop_at=args.stop_at)
+    if trainer.stop_signal:
+        if env.is_main:
+            from .signals import signal_name
+            cmd = ["python", "pretrain.py"] + argv + ([] if args.resume else ["--resume"])
+            print(f"interrupted by {signal_name(trainer.stop_signal)} at step {trainer.step}: saved "
+                  f"{trainer.last_checkpoint}; resume with: {shlex.join(cmd)}", file=sys.stderr)
+        return 128 + trainer.stop_signal
     if env.is_main and last:
         print(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in last.items()}))
     return 0
+
+
+def _announce(run, trainer, out: str, args, resume_from, warning, report) -> None:
+    """What the run is about to do, before its first step (stderr)."""
+    import os
+    from .run import parameter_table
+    say = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    if warning:
+        say(f"warning: {warning}")
+    say(f"run directory: {out}")
+    say(f"precision: {trainer.precision} ({trainer.precision_reason})")
+    say("parameters: " + ", ".join(f"{k} {v:,d}" for k, v in parameter_table(run.model).items()))
+    if report is not None:
+        say(f"init-from {args.init_from}: loaded {report['loaded']} tensors, skipped {len(report['skipped'])} "
+            f"{report['skipped'][:8]}, new {len(report['new'])} {report['new'][:8]}")
+    total = run.train.total_steps
+    if resume_from is not None:
+        say(f"resuming from step {trainer.step} ({resume_from})")
+    elif args.resume:
+        say(f"no checkpoint in {os.path.join(out, 'checkpoints')}: starting fresh at step 0 of {total}")
+    else:
+        say(f"starting at step 0 of {total}")

@@ -17,8 +17,16 @@ from .sections import Recipe
 def _read(path: str) -> dict:
     if not os.path.isfile(path):
         raise ConfigError(f"no such recipe file (check the path; recipes live in models/)", file=path)
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        text = raw.decode("utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read the recipe ({e.strerror})", file=path) from None
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ConfigError(f"not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line}): a recipe is a JSON or YAML "
+                          f"file", file=path) from None
     try:
         if path.endswith((".yaml", ".yml")):
             import yaml
@@ -27,8 +35,12 @@ def _read(path: str) -> dict:
             data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ConfigError(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}", file=path) from None
-    except Exception as e:  # yaml's errors carry their own position
-        raise ConfigError(f"invalid YAML: {str(e).splitlines()[0]}", file=path) from None
+    except Exception as e:  # yaml's errors carry their position in problem_mark
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        what = getattr(e, "problem", None) or (str(e).splitlines() or [type(e).__name__])[0]
+        hint = " (YAML indents with spaces, never tabs)" if "\t" in text and "tab" in str(e).lower() else ""
+        raise ConfigError(f"invalid YAML{where}: {what}{hint}", file=path) from None
     if not isinstance(data, dict):
         raise ConfigError("a recipe must be a JSON object", file=path)
     return data

@@ -118,7 +118,9 @@ class Embedding(Protocol):
 
 class Encoder(Protocol):
     """Tokens -> z_x (B, N or K, dim). keep: (B, K) indices of the tokens to encode (MAE drops the rest);
-    attn_mask: (B, 1, N, N) bool; return_layers: also every block's output (a momentum tower's targets)."""
+    attn_mask: (B, 1, N, N) bool; return_layers: also every block's output (a momentum tower's targets).
+    An encoder may declare `input_dim`, the token width it takes: the embedding's dim is checked against it
+    when the model is built (tower_width_problem)."""
     dim: int
 
     def forward(self, tokens: Tokens, keep: Optional[torch.Tensor] = None,
@@ -257,6 +259,15 @@ def encoder_output_tokens(encoder: Any, tokens: Tokens, z: torch.Tensor) -> Toke
 
 
 # -- the build-time check -----------------------------------------------------------------------------------
+
+def tower_width_problem(embedding: Any, encoder: Any) -> Optional[str]:
+    """Why an encoder cannot take an embedding's tokens (its declared input_dim differs), or None."""
+    want, have = getattr(encoder, "input_dim", None), getattr(embedding, "dim", None)
+    if want is None or have is None or want == have:
+        return None
+    return (f"the encoder takes {want}-wide tokens, the embedding makes {have}-wide ones: give the embedding's "
+            f"dim and the encoder's width the same value")
+
 
 def conforms(protocol: type) -> Callable[[Any], List[str]]:
     """A check for registry.build(contract=...): what a built component lacks to satisfy `protocol`."""

@@ -12,7 +12,7 @@ from .embeddings import build_embedding
 from .errors import ConfigError
 from .interfaces import (AfterInitFrom, AfterOptimizerStep, BatchTransform, BindsModel, Borrowed, Decoder, Encoded,
                          Encoder, Selector, Target, TargetEmbedding, conforms, contract_problems,
-                         encoder_output_tokens, need_keyword, needs_of)
+                         encoder_output_tokens, need_keyword, needs_of, tower_width_problem)
 from .registry import (BATCH_TRANSFORMS, DECODERS, ENCODERS, SELECTORS, TARGET_EMBEDDINGS, TARGETS, build,
                        build_context, config_error, config_path, nearest)
 from .sections import ModelConfig, ObjectiveConfig
@@ -185,6 +185,9 @@ def build_model(model_cfg: dict, shared_cfg: Optional[dict] = None, *, seed: int
         with config_path("model", absolute=True):
             parts["embedding"] = build_embedding(model_cfg["embedding"], key="embedding")
             parts["encoder"] = build(ENCODERS, model_cfg["encoder"], key="encoder", contract=conforms(Encoder))
+            problem = tower_width_problem(parts["embedding"], parts["encoder"])
+            if problem:
+                raise config_error(problem, "encoder")
             bts = [build(BATCH_TRANSFORMS, c, key=f"batch_transforms[{i}]", contract=conforms(BatchTransform))
                    for i, c in enumerate(model_cfg.get("batch_transforms", []))]
         encoder_dim = parts["encoder"].dim

@@ -18,6 +18,7 @@ import zlib
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from .errors import ConfigError
+from .rules import value_problem
 
 _PATH: contextvars.ContextVar[str] = contextvars.ContextVar("m3i_config_path", default="")
 _FILE: contextvars.ContextVar[str] = contextvars.ContextVar("m3i_config_file", default="")
@@ -106,9 +107,20 @@ def seeded_init(path: str):
 
 
 class Registry:
-    def __init__(self, family: str):
-        self.family = family
+    """`homes`: the package modules whose import registers the built-in entries; they are imported on the
+    first lookup, so `import m3i_modular` (and `pretrain.py --help`) needs no torch."""
+
+    def __init__(self, family: str, *homes: str):
+        self.family, self.homes = family, homes
         self._entries: Dict[str, Callable] = {}
+        self._populated = not homes
+
+    def _populate(self) -> None:
+        if not self._populated:
+            self._populated = True
+            import importlib
+            for home in self.homes:
+                importlib.import_module(home)
 
     def register(self, name: str) -> Callable:
         def deco(obj):
@@ -121,30 +133,35 @@ class Registry:
         return deco
 
     def get(self, name: str) -> Callable:
+        self._populate()
         if name not in self._entries:
             raise config_error(f"unknown {self.family} type '{name}'{nearest(name, self._entries)}", "type")
         return self._entries[name]
 
     def names(self) -> List[str]:
+        self._populate()
         return sorted(self._entries)
 
     def __contains__(self, name) -> bool:
+        self._populate()
         return name in self._entries
 
 
-EMBEDDINGS = Registry("embedding")
-ENCODERS = Registry("encoder")
-TARGET_EMBEDDINGS = Registry("target_embedding")
-DECODERS = Registry("decoder")
-TARGETS = Registry("target")
-BATCH_TRANSFORMS = Registry("batch_transform")
-SELECTORS = Registry("selector")            # an objective's "select": "all" here, mixing roles beside mix_views
-DATASETS = Registry("dataset")
-TRANSFORMS = Registry("transform")
-TOKENIZERS = Registry("tokenizer")
-OPTIMIZERS = Registry("optimizer")
-SCHEDULES = Registry("schedule")
-LOGGERS = Registry("logger")
+_P = "m3i_modular."
+EMBEDDINGS = Registry("embedding", _P + "embeddings")
+ENCODERS = Registry("encoder", _P + "encoders")
+TARGET_EMBEDDINGS = Registry("target_embedding", _P + "target_embeddings")
+DECODERS = Registry("decoder", _P + "decoders")
+TARGETS = Registry("target", _P + "targets")
+BATCH_TRANSFORMS = Registry("batch_transform", _P + "batch_transforms")
+# an objective's "select": "all" in selection.py, the mixing roles beside mix_views
+SELECTORS = Registry("selector", _P + "selection", _P + "batch_transforms")
+DATASETS = Registry("dataset", _P + "data.sources")
+TRANSFORMS = Registry("transform", _P + "data.views")
+TOKENIZERS = Registry("tokenizer", _P + "data.tokenizers")
+OPTIMIZERS = Registry("optimizer", _P + "optim")
+SCHEDULES = Registry("schedule", _P + "schedules")
+LOGGERS = Registry("logger", _P + "loggers")
 
 
 def _type_ok(value: Any, ann: Any) -> bool:
@@ -210,12 +227,18 @@ def check_kwargs(fn: Callable, kwargs: Dict[str, Any], *, what: str, skip=()) ->
         ann = hints[key]
         if not _type_ok(value, ann):
             raise config_error(f"expected {_describe(ann)} for '{key}' of {what}, got {value!r}", key)
+        problem = value_problem(key, value)
+        if problem:
+            raise config_error(f"{problem} ({what})", key)
     for name, p in params.items():
         if name in skip:
             continue
         if p.default is inspect.Parameter.empty and name not in kwargs:
             raise config_error(f"missing key '{name}' for {what}", name)
 
+
+# What a constructor raises when it refuses its values (a shape rule, a size torch cannot allocate).
+BUILD_ERRORS = (ValueError, ZeroDivisionError, OverflowError, AssertionError, RuntimeError)
 
 # What each build argument is, for the error that names one a constructor lacks or a recipe sets.
 BUILD_ARGS = {"in_dim": "the online encoder's width", "out_dim": "the target embedding's width",
@@ -265,7 +288,15 @@ def build(registry: Registry, cfg: Any, *, key: Any = "", offer: Optional[Dict[s
                                    f"{registry.family} is given")
         passed = {k: v for k, v in (offer or {}).items() if accepts(k)}
         with seeded_init(current_path()):
-            obj = cls(**kwargs, **passed, **extra)
+            try:
+                obj = cls(**kwargs, **passed, **extra)
+            except BUILD_ERRORS as e:  # the constructor refused these values (heads not dividing dim, ...)
+                if "meta" in str(e):  # building on the meta device for the memory estimate: not the values
+                    raise
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                if "overflow" in first.lower():
+                    first = f"its tensors would be larger than torch can address ({first[:120]})"
+                raise config_error(f"{what} cannot be built from these values: {first}") from None
         problems = contract(obj) if contract is not None else []
         if problems:
             raise config_error(f"{what} ({_origin(cls)}) does not satisfy the {registry.family} contract "

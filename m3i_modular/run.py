@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from . import validate
 from .checkpoint import seed_everything
 from .config import dump_config
 from .model import PretrainModel, build_model
@@ -59,12 +60,19 @@ def _build_run(cfg: dict, *, world: int, with_data: bool, device: Optional[str])
         with torch.device("meta"):
             model = build_model(cfg["model"], cfg.get("shared"), seed=tc.seed)
     else:
+        # validate.py: on the meta device first, so that sizes the machine cannot hold are refused, not allocated
+        meta = validate.build_on_meta(cfg, tc.seed)
+        if meta is not None:
+            where = "cuda" if tc.device != "cpu" and torch.cuda.is_available() else "cpu"
+            validate.check_memory(meta, optimizer=optim.type, device=device or where)
         model = build_model(cfg["model"], cfg.get("shared"), seed=tc.seed)
     dataset = collate = None
     if with_data:
         from .data.views.pipeline import PretrainDataset, build_views, collate
         views = build_views(cfg.get("views", {})) if cfg.get("views") else {}
         dataset = PretrainDataset(cfg["data"], views, tokenizer=tokenizer, seed=tc.seed)
+        if device != "meta":
+            validate.probe(cfg, model, dataset, collate)  # shape rules on real samples, before any step
     from .eval.monitor import build_monitors
     monitors = build_monitors(cfg, train=tc)  # validates the "eval" section
     return Run(cfg=cfg, train=tc, model=model, tokenizer=tokenizer, dataset=dataset, collate=collate,

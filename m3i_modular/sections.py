@@ -158,18 +158,23 @@ class Recipe(Section):
 
 # -- train ------------------------------------------------------------------------------------------------
 
+MAX_SAMPLES = 2 ** 62
+
+
 @dataclass(kw_only=True)
 class TrainConfig(Section):
     """The run: step budget, global batch, precision, logging and checkpoints."""
     section = "train"
     total_steps: int                 # the only step budget; schedules read it
     batch_size: int                  # global: split over ranks x grad_accum
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"   # auto: bf16 where native (precision.py)
     grad_accum: int = 1
     clip_grad: float = 0.0           # 0: no clipping
     seed: int = 0
     log_every: int = 10
     save_every: int = 0              # 0: a checkpoint only at the end (or at --stop-at)
+    save_every_minutes: float = 10.0  # also save when this long has passed since the last save (0: never)
+    max_bad_steps: int = 10          # non-finite steps in a row (each skipped) before the run stops
     keep_last: int = 3               # 0: keep every checkpoint
     output_dir: str = "runs/default"
     loggers: List[str] = field(default_factory=lambda: ["jsonl"])
@@ -180,8 +185,11 @@ class TrainConfig(Section):
     progress: bool = True
 
     def check(self, *, world: int = 1) -> None:
-        _at_least(self, 1, "total_steps", "batch_size", "grad_accum", "log_every")
-        _at_least(self, 0, "clip_grad", "save_every", "keep_last", "num_workers")
+        _at_least(self, 1, "total_steps", "batch_size", "grad_accum", "log_every", "max_bad_steps")
+        _at_least(self, 0, "clip_grad", "save_every", "keep_last", "num_workers", "save_every_minutes")
+        if self.total_steps * self.batch_size >= MAX_SAMPLES:  # sample positions are int64 counters
+            raise config_error(f"total_steps {self.total_steps:.3g} x batch_size {self.batch_size} samples is past "
+                               f"what a run can count (2**62): is it a typo?", "total_steps")
         for i, name in enumerate(self.loggers):
             with config_path(f"loggers[{i}]"):
                 LOGGERS.get(name)

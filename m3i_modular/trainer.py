@@ -1,15 +1,22 @@
 """The training loop. `Trainer.train` reads like a training script:
 
-    for each step, until train.total_steps (or --stop-at):
+    for each step, until train.total_steps (or --stop-at, or a signal):
         set the learning rate for the step
         metrics = train_step(the step's grad_accum micro-batches)    # forward, backward, clip, update
         model.after_optimizer_step(step, total_steps)                # EMA towers update here
-        every log_every steps: log (losses averaged over ranks, throughput, skipped samples, monitors)
-        every save_every steps: save a checkpoint (and always at the last step run)
+        at step 1 and every log_every steps: log (losses averaged over ranks, throughput, skips, monitors)
+        every save_every steps, every save_every_minutes, and at the last step run: save a checkpoint
 
 One process or torchrun DDP: the whole PretrainModel is wrapped once and called once per micro-batch
-(no_sync under accumulation); autocast in bf16 / fp16 (fp16 with a gradient scaler). Every place where the
-host waits for the device is marked "sync:" with why; the loss is read only at logging steps.
+(no_sync under accumulation); autocast in bf16 / fp16 (fp16 with a gradient scaler; "auto" resolves in
+precision.py). Every place where the host waits for the device is marked "sync:" with why; the loss is read
+only at logging steps.
+
+A step whose loss or gradients are not finite is skipped (no update, counted in `skipped_steps`); after
+train.max_bad_steps of them in a row the run stops (RunStopped) and keeps its last good checkpoint. SIGINT and
+SIGTERM stop the loop after the current step with a checkpoint (`stop_signal` says which); a second Ctrl-C
+exits at once. Under DDP the ranks agree on skipping, stopping and saving by time in one small all-reduce per
+step, so they always take the same path.
 """
 import contextlib
 import os
@@ -18,6 +25,7 @@ import time
 from typing import Dict, Iterable, Iterator, Optional
 
 import torch
+import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import checkpoint as ckpt
@@ -25,8 +33,11 @@ from . import loggers as _loggers  # noqa: F401  (registration)
 from .checkpoint import rng_state, seed_everything, set_rng_state
 from .data.skips import SkipTally
 from .distributed import DistEnv, all_mean, gather_bytes
+from .errors import RunStopped
+from .precision import resolve_precision
 from .registry import LOGGERS, build, config_path
 from .sections import TrainConfig
+from .signals import StopSignals, ignore_signals
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -72,48 +83,67 @@ class Trainer:
                              find_unused_parameters=train.find_unused_parameters)
         if train.compile:
             self.model = torch.compile(self.model)
-        self.autocast_dtype = AUTOCAST_DTYPES[train.precision]
-        self.scaler = torch.amp.GradScaler(env.device.type, enabled=train.precision == "fp16")
-        self.loggers = []
-        if env.is_main:
-            for i, name in enumerate(train.loggers):
-                with config_path(f"train.loggers[{i}]", absolute=True):
-                    self.loggers.append(build(LOGGERS, {"type": name}, output_dir=output_dir))
+        self.precision, self.precision_reason = resolve_precision(train.precision, env.device.type)
+        self.autocast_dtype = AUTOCAST_DTYPES[self.precision]
+        self.scaler = torch.amp.GradScaler(env.device.type, enabled=self.precision == "fp16")
+        self.loggers: Optional[list] = None  # opened when train() starts: nothing is written before
+        self.last_checkpoint: Optional[str] = None
+        self.skipped_steps = 0     # steps with a non-finite loss or gradients (no update), over the run
+        self.bad_in_a_row = 0
+        self.step_was_bad = False  # the last train_step skipped its update (every rank agrees)
+        self.stop_signal = 0       # the signal the ranks agreed to stop on after this step (0: none)
+        self.save_by_time = False  # train.save_every_minutes have passed since the last save (rank 0's clock)
+        self.signals = StopSignals()  # a signal this process received, agreed on in _agree
+        self._last_save = time.monotonic()
 
     # -- the loop ---------------------------------------------------------------------------------------
     def train(self, stop_at: Optional[int] = None) -> Dict[str, float]:
         """Train to train.total_steps, or stop after step `stop_at` (a preemptible job's time slice) with a
         checkpoint there; the schedules still read total_steps, so a resumed run continues exactly.
         Returns the last logged record."""
-        tc = self.tc
-        end = tc.total_steps if stop_at is None else min(stop_at, tc.total_steps)
-        batches = iter(self._loader())
+        end = self.tc.total_steps if stop_at is None else min(stop_at, self.tc.total_steps)
+        self._open_loggers()
         bar = self._progress_bar()
+        try:
+            with self.signals.installed():
+                last = self._loop(end, bar)
+                if self.saved_step != self.step:
+                    self.save()  # always leave a checkpoint at the last step run
+        finally:
+            bar.close()
+            for lg in self.loggers:
+                lg.close()
+        return last
+
+    def _loop(self, end: int, bar) -> Dict[str, float]:
+        tc = self.tc
+        batches = iter(self._loader())
         window, last = Window(), {}
         self.model.train()
         while self.step < end:
             lr_factor = self.schedule.apply(self.opt, self.step)
             metrics = self.train_step(self._micro_batches(batches, window))
             self.step += 1
-            self.raw.after_optimizer_step(self.step, tc.total_steps)
+            if not self.step_was_bad:
+                self.raw.after_optimizer_step(self.step, tc.total_steps)
             window.steps += 1
             if self.log_due():
                 last = self.log(metrics, lr_factor, window)
                 window = Window()
                 bar.set_postfix(loss=f"{last['loss']:.4f}")
             bar.update(1)
+            if self.bad_in_a_row >= tc.max_bad_steps:
+                raise RunStopped(self._bad_streak_message(metrics))
             if self.save_due():
                 self.save()
-        if self.saved_step != self.step:
-            self.save()  # always leave a checkpoint at the last step run
-        bar.close()
-        for lg in self.loggers:
-            lg.close()
+            if self.stop_signal:
+                break
         return last
 
     def train_step(self, micro_batches: Iterable[dict]) -> Dict[str, torch.Tensor]:
         """One optimizer step over train.grad_accum micro-batches (on the device): forward under autocast,
-        backward (DDP all-reduces gradients after the last micro-batch only), unscale and clip, the update.
+        backward (DDP all-reduces gradients after the last micro-batch only), unscale and clip, the update --
+        unless the loss or the gradients are not finite on some rank: then no update (step_was_bad).
         Returns the model's outputs averaged over the micro-batches: detached tensors on the device, which
         the caller reads only when it logs."""
         n = self.tc.grad_accum
@@ -126,19 +156,60 @@ class Trainer:
             for k, v in out.items():
                 v = v.detach().float()
                 sums[k] = sums[k] + v / n if k in sums else v / n
-        # sync: one scalar per step. A non-finite loss must stop the run before the update writes it into the
-        # weights (and into the next checkpoint).
-        if not torch.isfinite(sums["loss"]):
-            raise FloatingPointError(f"loss is {float(sums['loss'])} at step {self.step + 1}: lower optim.lr "
-                                     f"or set train.clip_grad")
-        if self.tc.clip_grad > 0:
-            self.scaler.unscale_(self.opt)
-            torch.nn.utils.clip_grad_norm_(self.raw.parameters(), self.tc.clip_grad)
+        norm = self._unscale_and_clip()
+        bad = ~torch.isfinite(sums["loss"])
+        if norm is not None:
+            bad = bad | ~torch.isfinite(norm)
+        self._agree(bad)
+        if self.step_was_bad:  # nothing of this step reaches the weights (nor the next checkpoint)
+            self.opt.zero_grad(set_to_none=True)
+            if self.scaler.is_enabled():
+                self.scaler.update()  # fp16: lower the scale, as for an overflow
+            self.skipped_steps += 1
+            self.bad_in_a_row += 1
+            return sums
+        self.bad_in_a_row = 0
         # fp16 only, inside GradScaler: sync: step() reads whether the gradients overflowed to skip the update
         self.scaler.step(self.opt)
         self.scaler.update()
         self.opt.zero_grad(set_to_none=True)
         return sums
+
+    def _unscale_and_clip(self) -> Optional[torch.Tensor]:
+        """The gradients' total norm, after clipping them to train.clip_grad when it is set. None under fp16:
+        its GradScaler skips the steps whose gradients overflow by itself (and lowers the scale)."""
+        fp16 = self.scaler.is_enabled()
+        if fp16 or self.tc.clip_grad > 0:
+            self.scaler.unscale_(self.opt)
+        grads = [p for p in self.raw.parameters() if p.grad is not None]
+        if not grads:
+            return None
+        if self.tc.clip_grad > 0:
+            norm = torch.nn.utils.clip_grad_norm_(grads, self.tc.clip_grad)
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in grads])
+        return None if fp16 else norm
+
+    def _agree(self, bad: torch.Tensor) -> None:
+        """sync: the step's one wait for the device, to read whether its loss and gradients are finite. Under
+        DDP the same small all-reduce (max over ranks) carries whether a signal reached a rank and whether rank
+        0's clock says to save, so every rank skips, stops and saves at the same step."""
+        due = (self.env.is_main and self.tc.save_every_minutes > 0
+               and time.monotonic() - self._last_save >= 60.0 * self.tc.save_every_minutes)
+        flags = torch.stack([bad.float().reshape(()), torch.tensor(float(self.signals.received), device=bad.device),
+                             torch.tensor(float(due), device=bad.device)])
+        if self.env.world > 1 and dist.is_initialized():
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        bad_any, sig, due_any = flags.tolist()
+        self.step_was_bad, self.stop_signal, self.save_by_time = bad_any > 0, int(sig), due_any > 0
+
+    def _bad_streak_message(self, metrics: Dict[str, torch.Tensor]) -> str:
+        kept = (f"its last good checkpoint is {self.last_checkpoint} (step {self.saved_step})"
+                if self.last_checkpoint else "no checkpoint was written yet")
+        return (f"{self.bad_in_a_row} steps in a row (to step {self.step}) had a non-finite loss or gradients "
+                f"(loss {float(metrics['loss'])}); each was skipped and the run stopped (train.max_bad_steps "
+                f"{self.tc.max_bad_steps}); {kept}. Lower optim.lr, set train.clip_grad or check the data, then "
+                f"--resume")
 
     def _micro_batches(self, batches: Iterator[dict], window: Window) -> Iterator[dict]:
         """The step's grad_accum batches, fetched one at a time as train_step asks for them."""
@@ -170,11 +241,24 @@ class Trainer:
         # A private generator: creating the loader must not draw from the global RNG (exact resume).
         return DataLoader(self.dataset, batch_size=per_rank, sampler=sampler, num_workers=nw,
                           collate_fn=self.collate, generator=torch.Generator(), persistent_workers=nw > 0,
+                          worker_init_fn=ignore_signals if nw > 0 else None,
                           pin_memory=self.env.device.type == "cuda", prefetch_factor=4 if nw > 0 else None)
 
     # -- logging ----------------------------------------------------------------------------------------
     def log_due(self) -> bool:
+        return self.step == 1 or self._regular_log()
+
+    def _regular_log(self) -> bool:
         return self.step % self.tc.log_every == 0 or self.step == self.tc.total_steps
+
+    def _open_loggers(self) -> None:
+        if self.loggers is not None:
+            return
+        self.loggers = []
+        if self.env.is_main:
+            for i, name in enumerate(self.tc.loggers):
+                with config_path(f"train.loggers[{i}]", absolute=True):
+                    self.loggers.append(build(LOGGERS, {"type": name}, output_dir=self.out))
 
     def log(self, metrics: Dict[str, torch.Tensor], lr_factor: float, window: Window) -> Dict[str, float]:
         """One metrics.jsonl record. Every rank calls it: the averages over ranks and the skip tally are
@@ -184,9 +268,11 @@ class Trainer:
                **all_mean(metrics),  # sync: reads the step's losses (an all-reduce under DDP)
                "lr": self.opt.param_groups[0]["base_lr"] * lr_factor,
                "samples_per_s": window.steps * self.tc.batch_size / elapsed,
-               "data_time_share": window.data / elapsed, **self.skips.report()}
+               "data_time_share": window.data / elapsed, **self.skips.report(),
+               "skipped_steps": self.skipped_steps}
         if self.env.is_main:
-            rec.update(self.run_monitors())
+            if self._regular_log():  # not the extra log of step 1: monitors may be costly
+                rec.update(self.run_monitors())
             for lg in self.loggers:
                 lg.log(rec)
         return rec
@@ -212,31 +298,42 @@ class Trainer:
 
     # -- checkpoints ------------------------------------------------------------------------------------
     def save_due(self) -> bool:
-        return bool(self.tc.save_every) and self.step % self.tc.save_every == 0
+        if self.step_was_bad:
+            return False  # the weights are those of the last good step: nothing new to keep
+        return bool(self.tc.save_every) and self.step % self.tc.save_every == 0 or self.save_by_time
 
     def save(self) -> None:
         """A checkpoint of this step (sync: the weights are copied to the host to be written). Every rank
         calls it: the RNG states and skip counts are gathered."""
         self.saved_step = self.step
+        self._last_save = time.monotonic()
         rngs = torch.stack(gather_bytes(rng_state()))
         skips = self.skips.state()
         if self.env.is_main:
             state = {"step": torch.tensor(self.step), "consumed": torch.tensor(self.step * self.tc.batch_size),
-                     "rng": rngs, "scaler": self.scaler.state_dict(), "skips": skips}
-            ckpt.save_checkpoint(self.ckpt_root, self.step,
-                                 {"model": self.raw.state_dict(), "optimizer": self.opt.state_dict(),
-                                  "trainer": state},
-                                 config=self.config, meta=ckpt.run_metadata(self.env.world, self.tc.precision),
-                                 extra_files=self.extra_files, keep_last=self.tc.keep_last)
+                     "rng": rngs, "scaler": self.scaler.state_dict(), "skips": skips,
+                     "skipped_steps": torch.tensor(self.skipped_steps)}
+            ckpt.save_checkpoint(
+                self.ckpt_root, self.step,
+                {"model": self.raw.state_dict(), "optimizer": self.opt.state_dict(), "trainer": state},
+                config=self.config, meta=ckpt.run_metadata(self.env.world, self.precision, self.precision_reason),
+                extra_files=self.extra_files, keep_last=self.tc.keep_last)
         if self.env.world > 1:
             torch.distributed.barrier()  # sync: no rank runs ahead (or exits) while rank 0 writes
+        self.last_checkpoint = os.path.join(self.ckpt_root, ckpt.step_dir(self.step))  # every rank knows it
 
-    def resume(self, ckpt_dir: str) -> None:
-        """Continue from a checkpoint directory: weights, optimizer, scaler, step, data position, RNGs."""
-        self.raw.load_state_dict(ckpt.load_tensors(ckpt_dir, "model", self.env.device))
-        self.opt.load_state_dict(ckpt.load_tensors(ckpt_dir, "optimizer", self.env.device))
-        state = ckpt.load_tensors(ckpt_dir, "trainer")
+    def resume(self, ckpt_dir: str, states: Optional[Dict[str, dict]] = None) -> None:
+        """Continue from a checkpoint directory: weights, optimizer, scaler, step, data position, RNGs.
+        `states`: its model / optimizer / trainer tensors when already read (and checked, rundir.py)."""
+        if states is None:
+            states = {stem: ckpt.load_tensors(ckpt_dir, stem, self.env.device if stem != "trainer" else "cpu")
+                      for stem in ("model", "optimizer", "trainer")}
+        self.raw.load_state_dict(states["model"])
+        self.opt.load_state_dict(states["optimizer"])
+        state = states["trainer"]
         self.step = self.saved_step = int(state["step"])
+        self.last_checkpoint = ckpt_dir
+        self.skipped_steps = int(state.get("skipped_steps", 0))
         self.scaler.load_state_dict(state["scaler"])
         if "skips" in state:
             self.skips.load_state(state["skips"])

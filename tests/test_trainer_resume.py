@@ -21,7 +21,7 @@ def test_resume_is_bit_equal(tmp_path, cli):
     _run(cli, split, 8, "--stop-at", "3")  # interrupted mid-run, between two saves (save_every 4)
     assert (split / "checkpoints" / "latest").read_text().strip() == "step_00000003"
     proc = _run(cli, split, 8, "--resume")
-    assert "resumed from" in proc.stderr and "step_00000003" in proc.stderr
+    assert "resuming from step 3 (" in proc.stderr and "step_00000003" in proc.stderr
     a, b = read_metrics(straight), read_metrics(split)
     assert [r["step"] for r in a] == list(range(1, 9)) == [r["step"] for r in b]
     for ra, rb in zip(a, b):
@@ -58,5 +58,5 @@ def test_resume_without_checkpoint_starts_fresh(tmp_path, cli):
     sets = [a for s in TINY_MAE + ["train.total_steps=2"] for a in ("--set", s)]
     proc = cli("pretrain.py", "--config", "models/mae_vit.json", *sets, "--output-dir", str(out), "--resume",
                check=True)
-    assert "resumed" not in proc.stderr
+    assert "resuming from" not in proc.stderr and "no checkpoint in" in proc.stderr and "starting fresh" in proc.stderr
     assert [r["step"] for r in read_metrics(out)] == [1, 2]

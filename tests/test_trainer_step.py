@@ -5,7 +5,6 @@ import json
 import random
 
 import numpy as np
-import pytest
 import torch
 from torch import nn
 
@@ -77,15 +76,19 @@ def test_accumulated_step_equals_one_step_on_the_whole_batch(tmp_path):
     assert one.step == 0  # the step counter, the hooks and the schedule belong to the loop
 
 
-def test_a_non_finite_loss_stops_before_the_update(tmp_path):
+def test_a_non_finite_loss_skips_the_update(tmp_path):
     trainer = make(tmp_path)
     before = [p.detach().clone() for p in trainer.raw.parameters()]
     batch = collate([Data()[i] for i in range(8)])
     batch["y"][0] = float("nan")
-    with pytest.raises(FloatingPointError, match="loss is nan at step 1"):
-        trainer.train_step([batch])
+    out = trainer.train_step([batch])
+    assert torch.isnan(out["loss"]) and trainer.step_was_bad
+    assert (trainer.skipped_steps, trainer.bad_in_a_row) == (1, 1)
     for p, b in zip(trainer.raw.parameters(), before):
-        assert torch.equal(p, b)
+        assert torch.equal(p, b) and p.grad is None
+    trainer.train_step([collate([Data()[i] for i in range(8)])])  # a good step updates and ends the streak
+    assert not trainer.step_was_bad and (trainer.skipped_steps, trainer.bad_in_a_row) == (1, 0)
+    assert any(not torch.equal(p, b) for p, b in zip(trainer.raw.parameters(), before))
 
 
 class RandomMonitor:
@@ -111,9 +114,10 @@ def test_monitors_get_model_step_device_dtype_and_cannot_change_the_run(tmp_path
     for p1, p2 in zip(plain.raw.parameters(), watched.raw.parameters()):
         assert torch.equal(p1, p2)
     rows = [json.loads(line) for line in open(tmp_path / "watched" / "metrics.jsonl")]
-    assert [r["step"] for r in rows] == [2, 4]
-    assert list(rows[0]) == ["step", "loss", "toy_loss", "toy_max", "lr", "samples_per_s", "data_time_share",
-                             "data_skipped", "data_skipped_total", "monitor_value"]
+    assert [r["step"] for r in rows] == [1, 2, 4]  # step 1 is always logged; monitors run at log_every
+    assert list(rows[1]) == ["step", "loss", "toy_loss", "toy_max", "lr", "samples_per_s", "data_time_share",
+                             "data_skipped", "data_skipped_total", "skipped_steps", "monitor_value"]
+    assert "monitor_value" not in rows[0]
     assert watched.raw.ema_calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 

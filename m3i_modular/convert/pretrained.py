@@ -27,26 +27,33 @@ _TP_HINT = "encoder.transformer.0.self_attn.linear_layers.0.weight"
 
 
 def _read_tensors(path: str, mmap: bool = False) -> Dict[str, torch.Tensor]:
+    import warnings
     try:
-        if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
-            sd = load_file(path)
-        else:
-            try:  # mmap: reading the keys costs no copy of the weights (zip-format files)
-                sd = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-            except RuntimeError:
-                if not mmap:
-                    raise
-                sd = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes before it refuses a file would be extra lines
+            warnings.simplefilter("ignore")
+            sd = _load(path, mmap)
     except Exception as e:  # a corrupt or foreign file: one line, not a traceback
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise ConfigError(f"{path}: cannot read tensors ({type(e).__name__}: {first})") from None
+        why = ckpt.load_error(path, e) if not path.endswith(".safetensors") else \
+            f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+        raise ConfigError(f"{path}: cannot read tensors ({why})") from None
     for key in ("state_dict", "model", "module"):  # training-script wrappers
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]
     if not isinstance(sd, dict) or not sd or not all(torch.is_tensor(v) for v in sd.values()):
         raise ConfigError(f"{path}: not a state dict of tensors")
     return {k[7:] if k.startswith("module.") else k: v for k, v in sd.items()}
+
+
+def _load(path: str, mmap: bool):
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+        return load_file(path)
+    try:  # mmap: reading the keys costs no copy of the weights (zip-format files)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except RuntimeError:
+        if not mmap:
+            raise
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _hf_model_type(path: str) -> str:

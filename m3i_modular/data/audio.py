@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, library_message
 
 AUDIO_EXTS = ("wav", "flac", "ogg")
 
@@ -44,7 +44,7 @@ def decode_audio(data: bytes, *, expected_rate: int = 0) -> Audio:
     try:
         array, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except Exception as e:  # libsndfile reports bad headers and truncated data as RuntimeError / LibsndfileError
-        raise DataError(f"cannot decode audio ({type(e).__name__}: {str(e).strip()})") from None
+        raise DataError(f"cannot decode audio ({library_message(e)})") from None
     if array.shape[0] == 0:
         raise DataError("audio clip has zero frames; drop it when preprocessing")
     if expected_rate and rate != expected_rate:

@@ -37,7 +37,10 @@ class SkipTally:
         """Fold this rank's pending counts into the global totals (a collective: all ranks call it)."""
         t = torch.tensor([self._skipped, self._drawn], dtype=torch.float64)
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            if dist.get_backend() == "nccl":  # nccl reduces CUDA tensors only
+                t = t.to(torch.device("cuda", torch.cuda.current_device()))
             dist.all_reduce(t)
+            t = t.cpu()
         self.skipped += int(t[0])
         self.drawn += int(t[1])
         self._window += int(t[0])

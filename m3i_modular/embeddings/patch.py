@@ -20,6 +20,8 @@ class PatchEmbedding(nn.Module):
             raise ValueError(f"pos must be learned, sincos or none, got {pos!r}")
         self.patch_size, self.dim = patch_size, dim
         self.grid = (image_size // patch_size, image_size // patch_size)
+        # the image size its positions are built for (checked against the views at build time); any without
+        self.input_size = (image_size, image_size) if pos != "none" else None
         self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
         n = self.grid[0] * self.grid[1]
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if cls_token else None

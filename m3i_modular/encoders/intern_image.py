@@ -96,6 +96,7 @@ class InternImageEncoder(nn.Module):
             raise config_error(f"out_stride must be 32 (last stage) or 16 (neck over stages 3-4), "
                                f"got {out_stride}", "out_stride")
         widths = [channels * 2 ** i for i in range(len(depths))]
+        self.input_dim = channels  # the stem's width it takes (checked against the embedding at build time)
         for i, (w, g) in enumerate(zip(widths, groups)):
             if w % g:
                 raise config_error(f"stage {i} width {w} is not divisible by its group count {g}", "groups")

@@ -20,6 +20,7 @@ class TransformerEncoder(nn.Module):
                  act: str = "gelu"):
         super().__init__()
         self.dim, self.causal, self.checkpointing = dim, causal, checkpointing
+        self.input_dim = dim  # the token width it takes (checked against the embedding's at build time)
         rates = [drop_path * i / max(layers - 1, 1) for i in range(layers)]  # linear stochastic-depth rule
         self.blocks = nn.ModuleList(
             TransformerBlock(dim=dim, heads=heads, mlp_ratio=mlp_ratio, norm=norm, qkv_bias=qkv_bias,

@@ -20,7 +20,7 @@ import json
 import os
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, library_message
 from ..atomic import atomic_dir, atomic_write_text
 from .tar_writer import ShardWriter, write_index
 
@@ -39,6 +39,8 @@ def add_parser(subparsers) -> None:
     src.add_argument("--images", nargs="+", metavar="PATH", help="unlabelled images, folders or .txt lists")
     src.add_argument("--index", nargs="+", metavar="SHARD", help="only write indexes for existing shards")
     p.add_argument("--output", metavar="DIR", help="directory to create (not with --index)")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="--index: index a truncated shard anyway; training skips the samples past the cut")
     p.add_argument("--image-col", default="image", help="--list: the column with the image path")
     p.add_argument("--caption-col", default="caption", help="--list: the column with the caption")
     p.add_argument("--label-col", default="", help="--list: an optional integer label column")
@@ -57,7 +59,7 @@ def run(args) -> None:
         for shard in args.index:
             if not os.path.isfile(shard):
                 raise ConfigError(f"--index: shard '{shard}' does not exist")
-            index = write_index(shard)
+            index = write_index(shard, allow_truncated=args.allow_truncated)
             note = " (truncated: samples past the end will be skipped)" if index.truncated else ""
             print(f"indexed {len(index)} samples of {shard}{note}")
         return
@@ -182,7 +184,7 @@ def encode_image(path: str, resize: int, quality: int) -> bytes:
             im.load()  # a full decode: corrupt or truncated inputs fail here, at preprocessing time
             rgb = im.convert("RGB")
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ...
-        raise DataError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
+        raise DataError(f"{path}: unreadable image ({library_message(e)})") from None
     w, h = rgb.size
     if resize and min(w, h) > resize:
         scale = resize / min(w, h)

@@ -12,7 +12,7 @@ import tarfile
 from typing import Dict, List, Optional
 
 from ..atomic import atomic_path, atomic_write_text
-from ..data.sources.tar_index import INDEX_SUFFIX, INDEX_VERSION, ShardIndex
+from ..data.sources.tar_index import INDEX_SUFFIX, INDEX_VERSION, ShardIndex, truncation_error
 
 
 class ShardWriter:
@@ -111,9 +111,12 @@ def _write_index_file(shard: str, size: int, samples: List[list], *, truncated: 
         separators=(",", ":")))
 
 
-def write_index(path: str) -> ShardIndex:
-    """Scan a shard (e.g. one img2dataset wrote) and save its index beside it."""
+def write_index(path: str, *, allow_truncated: bool = False) -> ShardIndex:
+    """Scan a shard (e.g. one img2dataset wrote) and save its index beside it. A truncated shard is a DataError
+    (nothing written) unless `allow_truncated`: then its index records that, and readers accept it."""
     index = ShardIndex.scan(path)
+    if index.truncated and not allow_truncated:
+        raise truncation_error(index)
     samples = [[k, {e: list(v) for e, v in m.items()}] for k, m in zip(index.keys, index.members)]
     _write_index_file(path, os.path.getsize(path), samples, truncated=index.truncated)
     return index

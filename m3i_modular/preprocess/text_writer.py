@@ -239,7 +239,11 @@ def write_text_shards(files: Sequence[str], output: str, tokenizer: Tokenizer, *
                     bar.update(chunk[3])
             else:
                 _run_pool(chunks, writer, bar, workers, (tok_dir, text_key, append_eos))
-        return writer.close()
+        totals = writer.close()
+        if not totals["tokens"]:  # raised inside atomic_dir: the output is not created
+            raise DataError(f"{', '.join(files)}: the corpus holds no text (no document with any, read as "
+                            f"{fmt}); nothing was written")
+        return totals
 
 
 def _run_pool(chunks: Iterator[Chunk], writer: ShardWriter, bar, workers: int, init_args: tuple) -> None:

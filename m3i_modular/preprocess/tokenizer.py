@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from ..errors import DataError
 from ..atomic import atomic_dir
@@ -38,16 +39,42 @@ def run(args) -> None:
     for path in args.input:
         if not os.path.isfile(path):
             raise DataError(f"{path}: input file not found")
+    check_corpus(args.input)
     with atomic_dir(args.output, overwrite=args.overwrite) as tmp:
         if args.type == "char":
             tok = CharTokenizer(corpus=list(args.input), min_count=args.min_count,
                                 max_size=args.vocab_size, lowercase=args.lowercase)
         else:
-            model, _ = train_sentencepiece(args.input, os.path.join(tmp, "spm"), args.vocab_size,
-                                           args.model_type, character_coverage=args.character_coverage,
-                                           input_sentence_size=args.input_sentence_size,
-                                           hard_vocab_limit=not args.soft_vocab_limit,
-                                           num_threads=args.threads)
+            try:
+                model, _ = train_sentencepiece(args.input, os.path.join(tmp, "spm"), args.vocab_size,
+                                               args.model_type, character_coverage=args.character_coverage,
+                                               input_sentence_size=args.input_sentence_size,
+                                               hard_vocab_limit=not args.soft_vocab_limit,
+                                               num_threads=args.threads)
+            except DataError as e:
+                m = re.search(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)", str(e))
+                if m is None:
+                    raise
+                raise DataError(f"the corpus yields at most {m.group(2)} pieces for a {args.model_type} model, "
+                                f"--vocab-size is {m.group(1)}: lower it, or pass --soft-vocab-limit") from None
             tok = SentencePieceTokenizer(model=model)
         tok.save(tmp)
     print(f"wrote a {args.type} tokenizer with {tok.vocab_size} tokens to {args.output}")
+
+
+def check_corpus(paths) -> None:
+    """Tokenizers train on UTF-8 text: a line that is not UTF-8 is one error naming the file and line (the
+    trainers would report a misleading vocabulary size, or fail with a traceback); so is a corpus without
+    text. Reads the corpus once."""
+    nonblank = 0
+    for path in paths:
+        with open(path, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise DataError(f"{path}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                                    f"convert the corpus first, e.g. iconv -f latin1 -t utf-8") from None
+                nonblank += bool(line.strip())
+    if not nonblank:
+        raise DataError(f"{', '.join(paths)}: the corpus holds no text (every line is blank)")

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..embeddings import build_embedding
-from ..interfaces import Encoder, TargetOut, conforms
+from ..interfaces import Encoder, TargetOut, conforms, tower_width_problem
 from ..registry import ENCODERS, TARGET_EMBEDDINGS, build, config_error
 
 
@@ -25,6 +25,8 @@ class TextTower(nn.Module):
         enc_cfg = dict(encoder)
         enc_cfg.setdefault("causal", True)
         self.encoder = build(ENCODERS, enc_cfg, key="encoder", contract=conforms(Encoder))
+        if tower_width_problem(self.embedding, self.encoder):
+            raise config_error(tower_width_problem(self.embedding, self.encoder), "encoder")
         self.proj = nn.Linear(self.encoder.dim, dim, bias=False)
         nn.init.normal_(self.proj.weight, std=self.encoder.dim ** -0.5)
 

@@ -129,12 +129,14 @@ def test_truncated_shard_and_corrupt_jpegs_are_skipped_and_counted(tmp_path):
     off, size = index.members[-1]["jpg"]
     with open(last, "r+b") as f:  # cut the shard inside its last JPEG
         f.truncate(off + size // 2)
-    src = WebDatasetShards(shards=shards)
+    with pytest.raises(ConfigError, match=r"c-001.tar is truncated: .* 9 of its samples readable"):
+        WebDatasetShards(shards=shards)  # refused unless asked for
+    src = WebDatasetShards(shards=shards, allow_truncated=True)
     assert src.truncated == [str(last)] and len(src) == 20
     for bad in (4, 13, 19):
         with pytest.raises(DataError, match=f"c-00{bad // 10}.tar"):
             src[bad]
-    ds = _dataset(shards)
+    ds = _dataset([{"type": "webdataset_shards", "shards": shards, "allow_truncated": True}])
     items = [ds[p] for p in range(20)]  # one epoch: every index is drawn once
     batch = collate(items)
     assert int(batch["skipped"]) == 3

@@ -98,7 +98,7 @@ def test_knn_on_an_image_folder_and_set_with_checkpoint(run_dir, folders, tmp_pa
     assert res["train_data"] == "recipe:train" and res["eval_split"] == "val"
     capsys.readouterr()
     # ... and a changed model no longer matches the saved weights: one line, exit 2
-    assert knn.main(["--checkpoint", str(run_dir), "--set", "model.encoder.dim=16", "--output", str(out)]) == 2
+    assert knn.main(["--checkpoint", str(run_dir), "--set", "model.encoder.mlp_ratio=2.0", "--output", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "does not match its config" in err and "--set" in err, err
 

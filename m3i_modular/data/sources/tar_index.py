@@ -12,6 +12,11 @@ streams and has no position to resume from; `tarfile` gives member offsets direc
 
 Index files (`<shard>.idx.json`, written by `preprocess.py images` or `write_index`) are used when their
 recorded shard size matches; otherwise the index is built in memory from the headers (one seek per member).
+
+A truncated shard (a download cut short, a stale index over a shard that shrank) is refused where it is read
+(`truncation_error`), unless its index was written knowingly (`preprocess.py images --index SHARD
+--allow-truncated`: `accepted`) or the source is given allow_truncated; then the samples past the cut are
+skipped and counted like any unreadable sample.
 """
 from __future__ import annotations
 
@@ -43,8 +48,14 @@ class ShardIndex:
     stay listed (reading them fails, and the failure is counted) and anything after is lost.
     """
 
-    def __init__(self, path: str, keys: List[str], members: List[Members], truncated: bool):
+    def __init__(self, path: str, keys: List[str], members: List[Members], truncated: bool,
+                 accepted: bool = False):
         self.path, self.keys, self.members, self.truncated = path, keys, members, truncated
+        self.accepted = accepted  # truncated, and indexed with --allow-truncated: use what is left
+
+    def readable(self, size: int) -> int:
+        """Samples whose members all lie within the first `size` bytes."""
+        return sum(all(o + n <= size for o, n in m.values()) for m in self.members)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -105,7 +116,24 @@ def _read_index_file(path: str, size: int) -> Optional[ShardIndex]:
         return None  # stale or foreign: rebuild from the headers
     keys = [k for k, _ in data["samples"]]
     members = [{e: (int(o), int(n)) for e, (o, n) in m.items()} for _, m in data["samples"]]
-    return ShardIndex(path, keys, members, bool(data.get("truncated", False)))
+    truncated = bool(data.get("truncated", False))
+    return ShardIndex(path, keys, members, truncated, accepted=truncated)
+
+
+def truncation_error(index: ShardIndex) -> DataError:
+    """One line for a truncated shard: how much is left, a stale index if any, and the two ways on."""
+    size = os.path.getsize(index.path)
+    stale = ""
+    try:
+        with open(index.path + INDEX_SUFFIX, encoding="utf-8") as f:
+            recorded = json.load(f).get("shard_bytes")
+        if recorded != size:
+            stale = f"; its index {os.path.basename(index.path)}{INDEX_SUFFIX} was written for {recorded} bytes"
+    except (OSError, ValueError, AttributeError):
+        pass
+    return DataError(f"{index.path} is truncated: {size} bytes, {index.readable(size)} of its samples readable"
+                     f"{stale}; re-download or re-create it, or keep what is left with: python preprocess.py "
+                     f"images --index {index.path} --allow-truncated")
 
 
 class ShardFiles:

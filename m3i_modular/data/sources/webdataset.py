@@ -25,10 +25,10 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from ...errors import DataError
+from ...errors import DataError, library_message
 from ...registry import DATASETS, config_error
 from ..audio import AUDIO_EXTS, decode_audio
-from .tar_index import ShardFiles, ShardIndex
+from .tar_index import ShardFiles, ShardIndex, truncation_error
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif")
 _BRACE = re.compile(r"\{([^{}]*)\}")
@@ -103,7 +103,7 @@ def decode_image(data: bytes) -> torch.Tensor:
             im = im.convert("RGB")  # forces a full decode: a truncated file fails here, not later
             arr = np.asarray(im, dtype=np.uint8)
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError, DecompressionBomb...)
-        raise DataError(f"cannot decode image ({type(e).__name__}: {e})") from None
+        raise DataError(f"cannot decode image ({library_message(e)})") from None
     return torch.from_numpy(arr.transpose(2, 0, 1).copy())
 
 
@@ -112,7 +112,8 @@ class WebDatasetShards:
     """Raw samples {"key", "image", "audio", "label", "caption", "seg": None} read by seeking into indexed
     shards (a sample has an image, an audio clip, or both)."""
 
-    def __init__(self, *, shards: str, use_labels: bool = True, use_captions: bool = True, sample_rate: int = 0):
+    def __init__(self, *, shards: str, use_labels: bool = True, use_captions: bool = True, sample_rate: int = 0,
+                 allow_truncated: bool = False):
         if not isinstance(shards, str) or not shards.strip():
             raise config_error("shards must be a pattern like 'data/{000000..000009}.tar', a directory or a "
                                "manifest.json", "shards")
@@ -130,6 +131,8 @@ class WebDatasetShards:
                 index = ShardIndex.load(path)
             except DataError as e:
                 raise config_error(str(e), "shards") from None
+            if index.truncated and not (allow_truncated or index.accepted):
+                raise config_error(f"{truncation_error(index)} (or set allow_truncated)", "shards")
             keep = [i for i, m in enumerate(index.members) if any(e in m for e in IMAGE_EXTS + AUDIO_EXTS)]
             self.without_image += len(index) - len(keep)
             self.keys.append([index.keys[i] for i in keep])
