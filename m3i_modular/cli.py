@@ -62,7 +62,7 @@ def _main(args: argparse.Namespace) -> int:
     from . import checkpoint as ckpt
     from .checkpoint import seed_everything
     from .distributed import init_distributed
-    from .run import build_optim, build_run, describe
+    from .run import build_optim, build_run, describe, run_flops
     from .trainer import Trainer
     env = init_distributed(cfg["train"].get("device", "auto") if isinstance(cfg["train"], dict) else "auto")
     run = build_run(cfg, world=env.world)
@@ -93,9 +93,11 @@ def _main(args: argparse.Namespace) -> int:
             for name in run.tokenizer.save(tok_dir):
                 extra[f"tokenizer/{name}"] = os.path.join(tok_dir, name)
     seed_everything(run.train.seed + 7919 * env.rank)  # runtime randomness differs per rank
+    flops = run_flops(run, env.device, env.world) if env.is_main else None  # counted on the host copy
     trainer = Trainer(model=run.model, optimizer=opt, schedule=schedule, dataset=run.dataset,
                       collate=run.collate, train=run.train, env=env, config=resolved, output_dir=out,
                       extra_files=extra, monitors=run.monitors)
+    trainer.flops = flops  # metrics.jsonl: flops_per_step, flops_per_s, mfu
     if latest is not None:
         trainer.resume(latest)
         if env.is_main:

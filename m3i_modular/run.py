@@ -89,15 +89,15 @@ def parameter_table(model: torch.nn.Module) -> Dict[str, int]:
     return table
 
 
-def flops_per_step(run: Run, sample_batch: dict) -> float:
-    """Forward FLOPs of a small batch, scaled to the global batch, x3 for forward + backward."""
-    from torch.utils.flop_counter import FlopCounterMode
-    n = sample_batch["index"].shape[0]
-    counter = FlopCounterMode(display=False)
-    run.model.train()
-    with counter:
-        run.model(sample_batch)
-    return 3.0 * counter.get_total_flops() * run.train.batch_size / n
+def run_flops(run: Run, device: Optional[torch.device] = None, world: int = 1, n: int = 2):
+    """FLOPs per step of the run's global batch (flops.StepFlops: 3x the forward FLOPs on the autograd graph,
+    1x those without gradient), counted on its first `n` samples, with the peak of `device` for MFU."""
+    from .flops import sample_batch, step_flops
+    from .peaks import device_peak
+    here = next(run.model.parameters()).device  # counted where the model is; the peak is of `device`
+    return step_flops(run.model, sample_batch(run.dataset, run.collate, n, here),
+                      batch_size=run.train.batch_size, peak=device_peak(device or here, run.train.precision),
+                      world=world)
 
 
 def describe(run: Run) -> str:
@@ -105,7 +105,6 @@ def describe(run: Run) -> str:
     for k, v in parameter_table(run.model).items():
         lines.append(f"{k:40s} {v:>14,d}")
     if run.dataset is not None:
-        batch = run.collate([run.dataset[i] for i in range(2)])
-        lines.append(f"# FLOPs per step (forward + backward, global batch {run.train.batch_size}): "
-                     f"{flops_per_step(run, batch):.3e}")
+        cuda = torch.cuda.is_available() and run.train.device != "cpu"
+        lines.append(run_flops(run, torch.device("cuda" if cuda else "cpu")).describe())
     return "\n".join(lines)

@@ -60,6 +60,7 @@ class Trainer:
         self.tc, self.env, self.config, self.out = train, env, config, output_dir
         self.extra_files = extra_files or {}
         self.monitors = monitors or []
+        self.flops = None          # flops.StepFlops, set by the entry point: FLOPs/step, FLOP/s and MFU logged
         self.step = 0              # optimizer steps taken
         self.saved_step = -1       # the step of the newest checkpoint
         # unreadable samples the data pipeline replaced: logged, and past data.max_skip_share the run stops
@@ -184,7 +185,8 @@ class Trainer:
                **all_mean(metrics),  # sync: reads the step's losses (an all-reduce under DDP)
                "lr": self.opt.param_groups[0]["base_lr"] * lr_factor,
                "samples_per_s": window.steps * self.tc.batch_size / elapsed,
-               "data_time_share": window.data / elapsed, **self.skips.report()}
+               "data_time_share": window.data / elapsed, **self.skips.report(),
+               **(self.flops.rates(window.steps, elapsed) if self.flops is not None else {})}
         if self.env.is_main:
             rec.update(self.run_monitors())
             for lg in self.loggers:
