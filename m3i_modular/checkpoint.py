@@ -92,7 +92,7 @@ def latest_checkpoint(root: str) -> Optional[str]:
 
 def resolve_checkpoint(path: str) -> str:
     """A step directory, or a run / checkpoints directory whose `latest` names one."""
-    if os.path.isfile(os.path.join(path, "model.pt")):
+    if os.path.isfile(os.path.join(path, "model.pt")) or os.path.isfile(os.path.join(path, SHARDED)):
         return path
     for root in (path, os.path.join(path, "checkpoints")):
         found = latest_checkpoint(root)
@@ -104,9 +104,25 @@ def resolve_checkpoint(path: str) -> str:
 
 def load_tensors(ckpt_dir: str, stem: str, map_location="cpu") -> dict:
     path = os.path.join(ckpt_dir, f"{stem}.pt")
+    if stem == "model" and not os.path.isfile(path) and os.path.isfile(os.path.join(ckpt_dir, SHARDED)):
+        return sharded_model_state(ckpt_dir, map_location)
     if not os.path.isfile(path):
         raise ConfigError(f"checkpoint '{ckpt_dir}' has no {stem}.pt (incomplete or not a checkpoint)")
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+SHARDED = os.path.join("state", ".metadata")  # train.parallel "fsdp" writes state/ (sharded.py), no model.pt
+
+
+def sharded_model_state(ckpt_dir: str, map_location="cpu") -> dict:
+    """The whole model of a sharded checkpoint as one state dict, read in this process (no process group)."""
+    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint.default_planner import _EmptyStateDictLoadPlanner
+    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
+    sd: dict = {}
+    _load_state_dict(sd, storage_reader=FileSystemReader(os.path.join(ckpt_dir, "state")),
+                     planner=_EmptyStateDictLoadPlanner(keys={"model"}), no_dist=True)
+    return {k: v.to(map_location) for k, v in sd["model"].items()}
 
 
 def load_config_json(ckpt_dir: str) -> dict:

@@ -60,6 +60,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides=args.overrides, imports=args.imports)
     from . import checkpoint as ckpt
+    from . import runtime
     from .checkpoint import seed_everything
     from .distributed import init_distributed
     from .run import build_optim, build_run, describe, run_flops
@@ -93,6 +94,7 @@ def _main(args: argparse.Namespace) -> int:
             for name in run.tokenizer.save(tok_dir):
                 extra[f"tokenizer/{name}"] = os.path.join(tok_dir, name)
     seed_everything(run.train.seed + 7919 * env.rank)  # runtime randomness differs per rank
+    runtime.apply(run.train, is_main=env.is_main)  # torch threads (printed) and attention kernels
     flops = run_flops(run, env.device, env.world) if env.is_main else None  # counted on the host copy
     trainer = Trainer(model=run.model, optimizer=opt, schedule=schedule, dataset=run.dataset,
                       collate=run.collate, train=run.train, env=env, config=resolved, output_dir=out,

@@ -8,6 +8,7 @@ import torch
 
 from .checkpoint import seed_everything
 from .config import dump_config
+from .errors import ConfigError
 from .model import PretrainModel, build_model
 from .optim import build_optimizer
 from .registry import TOKENIZERS, build, config_path
@@ -67,6 +68,9 @@ def _build_run(cfg: dict, *, world: int, with_data: bool, device: Optional[str])
         dataset = PretrainDataset(cfg["data"], views, tokenizer=tokenizer, seed=tc.seed)
     from .eval.monitor import build_monitors
     monitors = build_monitors(cfg, train=tc)  # validates the "eval" section
+    if monitors and tc.parallel == "fsdp" and world > 1:
+        raise ConfigError("eval monitors (k-NN) run on rank 0 alone and cannot read FSDP-sharded weights: set "
+                          "eval.knn_every to 0, or train.parallel to \"ddp\"")
     return Run(cfg=cfg, train=tc, model=model, tokenizer=tokenizer, dataset=dataset, collate=collate,
                monitors=monitors, optim=optim, schedule=schedule)
 

@@ -174,14 +174,18 @@ class TrainConfig(Section):
     output_dir: str = "runs/default"
     loggers: List[str] = field(default_factory=lambda: ["jsonl"])
     num_workers: int = 2
-    compile: bool = False
+    compile: bool = False            # compile each block in place (parallel.py)
+    parallel: Literal["ddp", "fsdp"] = "ddp"  # fsdp: FSDP2 per block + sharded checkpoints (parallel.py)
+    activation_checkpointing: bool = False    # recompute blocks in backward, non-reentrant
+    threads: int = 0                 # torch threads per rank; 0: cores - loader workers (runtime.py)
+    sdpa_backend: Literal["auto", "flash", "efficient", "cudnn", "math"] = "auto"  # attention kernel
     device: Literal["auto", "cpu", "cuda"] = "auto"
     find_unused_parameters: bool = False
     progress: bool = True
 
     def check(self, *, world: int = 1) -> None:
         _at_least(self, 1, "total_steps", "batch_size", "grad_accum", "log_every")
-        _at_least(self, 0, "clip_grad", "save_every", "keep_last", "num_workers")
+        _at_least(self, 0, "clip_grad", "save_every", "keep_last", "num_workers", "threads")
         for i, name in enumerate(self.loggers):
             with config_path(f"loggers[{i}]"):
                 LOGGERS.get(name)

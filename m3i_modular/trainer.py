@@ -18,10 +18,10 @@ import time
 from typing import Dict, Iterable, Iterator, Optional
 
 import torch
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import checkpoint as ckpt
 from . import loggers as _loggers  # noqa: F401  (registration)
+from . import parallel, sharded
 from .checkpoint import rng_state, seed_everything, set_rng_state
 from .data.skips import SkipTally
 from .distributed import DistEnv, all_mean, gather_bytes
@@ -67,12 +67,8 @@ class Trainer:
         self.skips = SkipTally(getattr(dataset, "max_skip_share", 1.0))
         self.ckpt_root = os.path.join(output_dir, "checkpoints")
         self.raw.to(env.device)
-        self.model = self.raw      # what the loop calls: DDP and / or compiled around the model
-        if env.world > 1:
-            self.model = DDP(self.raw, device_ids=[env.device.index] if env.device.type == "cuda" else None,
-                             find_unused_parameters=train.find_unused_parameters)
-        if train.compile:
-            self.model = torch.compile(self.model)
+        # what the loop calls: compiled blocks, activation checkpointing, DDP or FSDP2 (parallel.py)
+        self.model = parallel.wrap_model(self.raw, env, train, optimizer)
         self.autocast_dtype = AUTOCAST_DTYPES[train.precision]
         self.scaler = torch.amp.GradScaler(env.device.type, enabled=train.precision == "fp16")
         self.loggers = []
@@ -152,9 +148,7 @@ class Trainer:
             yield batch
 
     def _no_sync(self, *, last: bool):
-        if last or not isinstance(self.model, DDP):
-            return contextlib.nullcontext()
-        return self.model.no_sync()
+        return parallel.no_sync(self.model, last=last)
 
     def _autocast(self):
         if self.autocast_dtype is None:
@@ -222,9 +216,14 @@ class Trainer:
         self.saved_step = self.step
         rngs = torch.stack(gather_bytes(rng_state()))
         skips = self.skips.state()
-        if self.env.is_main:
-            state = {"step": torch.tensor(self.step), "consumed": torch.tensor(self.step * self.tc.batch_size),
-                     "rng": rngs, "scaler": self.scaler.state_dict(), "skips": skips}
+        state = {"step": torch.tensor(self.step), "consumed": torch.tensor(self.step * self.tc.batch_size),
+                 "rng": rngs, "scaler": self.scaler.state_dict(), "skips": skips}
+        if self.tc.parallel == "fsdp":  # every rank writes its shards (sharded.py)
+            sharded.save_checkpoint(self.ckpt_root, self.step, self.raw, self.opt, state, config=self.config,
+                                    meta=ckpt.run_metadata(self.env.world, self.tc.precision),
+                                    is_main=self.env.is_main, extra_files=self.extra_files,
+                                    keep_last=self.tc.keep_last)
+        elif self.env.is_main:
             ckpt.save_checkpoint(self.ckpt_root, self.step,
                                  {"model": self.raw.state_dict(), "optimizer": self.opt.state_dict(),
                                   "trainer": state},
@@ -235,8 +234,11 @@ class Trainer:
 
     def resume(self, ckpt_dir: str) -> None:
         """Continue from a checkpoint directory: weights, optimizer, scaler, step, data position, RNGs."""
-        self.raw.load_state_dict(ckpt.load_tensors(ckpt_dir, "model", self.env.device))
-        self.opt.load_state_dict(ckpt.load_tensors(ckpt_dir, "optimizer", self.env.device))
+        if sharded.is_sharded_checkpoint(ckpt_dir):  # saved by FSDP: resharded onto this world size
+            sharded.load_model_optimizer(ckpt_dir, self.raw, self.opt)
+        else:
+            self.raw.load_state_dict(ckpt.load_tensors(ckpt_dir, "model", self.env.device))
+            self.opt.load_state_dict(ckpt.load_tensors(ckpt_dir, "optimizer", self.env.device))
         state = ckpt.load_tensors(ckpt_dir, "trainer")
         self.step = self.saved_step = int(state["step"])
         self.scaler.load_state_dict(state["scaler"])
