@@ -79,26 +79,30 @@ def write_csv(path: str, rows: List[dict]) -> str:
     return path
 
 
-def report(benchmark: str, times: Dict[str, List[float]], *, reference: str, per_step: float, unit: str,
+def report(benchmark: str, times: Dict[str, List[float]], *, reference: str, per_step, unit: str,
            device: torch.device, precision: str, csv_path: Optional[str], command: str,
            flops: Optional[Dict[str, float]] = None, peak: Optional[float] = None,
            notes: Optional[Dict[str, str]] = None) -> List[dict]:
-    """Print a table (throughput = per_step / median seconds; ratio = contestant / reference throughput) and
-    append it to the CSV. `flops`: FLOPs per step of each contestant (for FLOP/s and MFU)."""
-    ref = per_step / median(times[reference])
+    """Print a table and append it to the CSV: throughput = per_step / median seconds; ratio = the median over
+    rounds of (reference seconds / contestant seconds) in the same round -- steps timed next to each other, so
+    a neighbour's load that changes over seconds cancels out. `per_step`: the work of one step (samples,
+    tokens), or {contestant: work} when it differs. `flops`: FLOPs per step of each contestant."""
+    work = per_step if isinstance(per_step, dict) else {name: per_step for name in times}
     rows = []
     stamp = datetime.datetime.now().isoformat(timespec="seconds")
     print(f"{benchmark}: {machine(device)}, {precision}, {torch.get_num_threads()} threads, torch "
-          f"{torch.__version__}, median of {len(times[reference])} alternating steps")
+          f"{torch.__version__}, {len(times[reference])} rounds of alternating steps; ratio: median of per-round "
+          f"ratios")
     for name, ts in times.items():
         m = median(ts)
-        rate = per_step / m
+        rate = work[name] / m
+        ratio = median([(work[name] / t) / (work[reference] / r) for r, t in zip(times[reference], ts)])
         row = {"date": stamp, "benchmark": benchmark, "machine": machine(device), "device": device.type,
                "precision": precision, "threads": torch.get_num_threads(), "torch": torch.__version__,
                "contestant": name, "unit": unit, "median": round(rate, 3),
-               "ratio_vs_reference": round(rate / ref, 4), "median_s_per_step": round(m, 5),
+               "ratio_vs_reference": round(ratio, 4), "median_s_per_step": round(m, 5),
                "repeats": len(ts), "command": command, "notes": (notes or {}).get(name, "")}
-        line = f"  {name:<28s} {rate:12.2f} {unit}   {rate / ref:6.3f}x {reference}   ({m * 1e3:.1f} ms/step)"
+        line = f"  {name:<28s} {rate:12.2f} {unit}   {ratio:6.3f}x {reference}   ({m * 1e3:.1f} ms/step)"
         if flops and name in flops:
             achieved = flops[name] / m
             row.update(flops_per_step=f"{flops[name]:.4e}", flops_per_s=f"{achieved:.4e}")
