@@ -46,6 +46,31 @@ def alternate(contestants: Dict[str, Callable[[], None]], *, repeats: int, warmu
     return times
 
 
+def with_runtime(step: Callable[[], None], train) -> Callable[[], None]:
+    """`step` under the process-wide settings a contestant's TrainConfig asks for (train.threads,
+    train.sdpa_backend), set around each call so that contestants with different settings can alternate."""
+    threads, backend = getattr(train, "threads", 0), getattr(train, "sdpa_backend", "auto")
+    if not threads and backend == "auto":
+        return step
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    kinds = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+             "math": SDPBackend.MATH, "cudnn": SDPBackend.CUDNN_ATTENTION}
+
+    def wrapped() -> None:
+        before = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            if backend == "auto":
+                step()
+            else:
+                with sdpa_kernel([kinds[backend]]):
+                    step()
+        finally:
+            torch.set_num_threads(before)
+    return wrapped
+
+
 def median(xs: List[float]) -> float:
     return statistics.median(xs)
 

@@ -96,7 +96,9 @@ def ours(a, device, batch, sets=()):
                       env=DistEnv(device=device), config={}, output_dir=os.devnull)
     flops = step_flops(run.model, batch, batch_size=a.batch).per_step
     trainer.model.train()
-    return (lambda: trainer.train_step([batch])), flops
+    step = bc.with_runtime(lambda: trainer.train_step([batch]), run.train)
+    step.model = run.model  # for experiments that change a part of it (scripts/benchmark_bert.py is imported)
+    return step, flops
 
 
 def _load(path: str, name: str):

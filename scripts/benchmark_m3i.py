@@ -72,7 +72,7 @@ def contestant(recipe: str, a, device, sets=()):
         trainer.train_step([batch])
         trainer.step += 1
         trainer.raw.after_optimizer_step(trainer.step, total)
-    return step, flops
+    return bc.with_runtime(step, run.train), flops
 
 
 def main(argv=None) -> int:

@@ -85,7 +85,7 @@ def ours(a, device, images, labels, sets=()):
     batch = {"views": {"view1": images}, "label": labels, "index": torch.arange(a.batch, device=device)}
     flops = step_flops(run.model, batch, batch_size=a.batch).per_step
     trainer.model.train()
-    return (lambda: trainer.train_step([batch])), flops
+    return bc.with_runtime(lambda: trainer.train_step([batch]), run.train), flops
 
 
 def timm_step(a, device, images, labels):
