@@ -48,10 +48,14 @@ def alternate(contestants: Dict[str, Callable[[], None]], *, repeats: int, warmu
 
 def with_runtime(step: Callable[[], None], train) -> Callable[[], None]:
     """`step` under the process-wide settings a contestant's TrainConfig asks for (train.threads,
-    train.sdpa_backend), set around each call so that contestants with different settings can alternate."""
+    train.sdpa_backend), set around each call so that contestants with different settings can alternate.
+    The result carries `.precision` (its peak for MFU)."""
     threads, backend = getattr(train, "threads", 0), getattr(train, "sdpa_backend", "auto")
     if not threads and backend == "auto":
-        return step
+        def plain() -> None:
+            step()
+        plain.precision = train.precision
+        return plain
     from torch.nn.attention import SDPBackend, sdpa_kernel
     kinds = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
              "math": SDPBackend.MATH, "cudnn": SDPBackend.CUDNN_ATTENTION}
@@ -68,7 +72,15 @@ def with_runtime(step: Callable[[], None], train) -> Callable[[], None]:
                     step()
         finally:
             torch.set_num_threads(before)
+    wrapped.precision = train.precision
     return wrapped
+
+
+def peaks(contestants: Dict[str, Callable[[], None]], device: torch.device, precision: str) -> Dict[str, float]:
+    """Each contestant's peak FLOP/s at its own precision (a bf16 variant of an fp32 run is measured
+    against the bf16 peak)."""
+    from m3i_modular.peaks import device_peak
+    return {n: device_peak(device, getattr(f, "precision", precision)).flops for n, f in contestants.items()}
 
 
 def median(xs: List[float]) -> float:
@@ -106,13 +118,14 @@ def write_csv(path: str, rows: List[dict]) -> str:
 
 def report(benchmark: str, times: Dict[str, List[float]], *, reference: str, per_step, unit: str,
            device: torch.device, precision: str, csv_path: Optional[str], command: str,
-           flops: Optional[Dict[str, float]] = None, peak: Optional[float] = None,
+           flops: Optional[Dict[str, float]] = None, peak=None,
            notes: Optional[Dict[str, str]] = None) -> List[dict]:
     """Print a table and append it to the CSV: throughput = per_step / median seconds; ratio = the median over
     rounds of (reference seconds / contestant seconds) in the same round -- steps timed next to each other, so
     a neighbour's load that changes over seconds cancels out. `per_step`: the work of one step (samples,
     tokens), or {contestant: work} when it differs. `flops`: FLOPs per step of each contestant."""
     work = per_step if isinstance(per_step, dict) else {name: per_step for name in times}
+    peaks = peak if isinstance(peak, dict) else {name: peak for name in times}
     rows = []
     stamp = datetime.datetime.now().isoformat(timespec="seconds")
     print(f"{benchmark}: {machine(device)}, {precision}, {torch.get_num_threads()} threads, torch "
@@ -132,9 +145,9 @@ def report(benchmark: str, times: Dict[str, List[float]], *, reference: str, per
             achieved = flops[name] / m
             row.update(flops_per_step=f"{flops[name]:.4e}", flops_per_s=f"{achieved:.4e}")
             line += f"   {achieved / 1e9:.1f} GFLOP/s"
-            if peak:
-                row["mfu"] = round(achieved / peak, 4)
-                line += f"   MFU {100 * achieved / peak:.1f}%"
+            if peaks.get(name):
+                row["mfu"] = round(achieved / peaks[name], 4)
+                line += f"   MFU {100 * achieved / peaks[name]:.1f}%"
         print(line)
         rows.append(row)
     if csv_path:

@@ -30,7 +30,6 @@ import bench_common as bc  # noqa: E402
 from m3i_modular.config import load_config  # noqa: E402
 from m3i_modular.distributed import DistEnv  # noqa: E402
 from m3i_modular.flops import step_flops  # noqa: E402
-from m3i_modular.peaks import device_peak  # noqa: E402
 from m3i_modular.run import build_optim, build_run  # noqa: E402
 from m3i_modular.trainer import Trainer  # noqa: E402
 
@@ -183,7 +182,7 @@ def main(argv=None) -> int:
     bc.report("bert", times, reference="ours" if a.no_reference else "tencentpretrain",
               per_step=a.batch * a.seq, unit="tokens/s", device=device, precision=a.precision, csv_path=a.csv,
               command="python scripts/benchmark.py bert " + " ".join(argv), flops=flops,
-              peak=device_peak(device, a.precision).flops, notes=notes)
+              peak=bc.peaks(contestants, device, a.precision), notes=notes)
     return 0
 
 

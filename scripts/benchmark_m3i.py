@@ -26,7 +26,6 @@ import bench_common as bc  # noqa: E402
 from m3i_modular.config import load_config  # noqa: E402
 from m3i_modular.distributed import DistEnv  # noqa: E402
 from m3i_modular.flops import step_flops  # noqa: E402
-from m3i_modular.peaks import device_peak  # noqa: E402
 from m3i_modular.run import build_optim, build_run  # noqa: E402
 from m3i_modular.trainer import Trainer, move  # noqa: E402
 
@@ -87,7 +86,7 @@ def main(argv=None) -> int:
         contestants[f"mae{label}"], flops[f"mae{label}"] = contestant(mae, a, device, sets)
         contestants[f"m3i{label}"], flops[f"m3i{label}"] = contestant(m3i, a, device, sets)
     times = bc.alternate(contestants, repeats=a.repeats, warmup=a.warmup, device=device)
-    peak = device_peak(device, a.precision).flops
+    peak = bc.peaks(contestants, device, a.precision)
     cmd = "python scripts/benchmark.py m3i " + " ".join(argv)
     bc.report("m3i", times, reference="mae", per_step={k: v / 1e9 for k, v in flops.items()}, unit="GFLOP/s",
               device=device, precision=a.precision,

@@ -30,7 +30,6 @@ import bench_common as bc  # noqa: E402
 from m3i_modular.config import load_config  # noqa: E402
 from m3i_modular.distributed import DistEnv  # noqa: E402
 from m3i_modular.flops import step_flops  # noqa: E402
-from m3i_modular.peaks import device_peak  # noqa: E402
 from m3i_modular.run import build_optim, build_run  # noqa: E402
 from m3i_modular.trainer import Trainer  # noqa: E402
 
@@ -125,7 +124,7 @@ def main(argv=None) -> int:
     if "timm" in contestants:
         flops["timm"] = flops["ours"]  # the same shapes: the same model FLOPs
     times = bc.alternate(contestants, repeats=a.repeats, warmup=a.warmup, device=device)
-    peak = device_peak(device, a.precision).flops
+    peak = bc.peaks(contestants, device, a.precision)
     cmd = "python scripts/benchmark.py vit " + " ".join(argv if argv is not None else sys.argv[1:])
     bc.report("vit", times, reference="timm" if "timm" in contestants else "ours", per_step=a.batch,
               unit="img/s", device=device, precision=a.precision, csv_path=a.csv, command=cmd.strip(),
