@@ -68,14 +68,16 @@ def _cpuinfo() -> dict:
     return out
 
 
-def _max_clock_hz(info: dict) -> Optional[float]:
+def _max_clock_hz(info: dict) -> tuple:
+    """(Hz, how it was read): the maximum (boost) clock where the OS exposes it, else the current one that
+    /proc/cpuinfo reports -- in a VM often the base clock, so a boosting CPU's MFU reads high."""
     try:
         with open("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq") as f:
-            return float(f.read()) * 1e3
+            return float(f.read()) * 1e3, "max clock"
     except (OSError, ValueError):
         pass
     mhz = info.get("cpu MHz")
-    return float(mhz) * 1e6 if mhz else None
+    return (float(mhz) * 1e6, "reported clock, boost not known") if mhz else (None, "")
 
 
 def cpu_flops_per_cycle(info: dict, precision: str) -> tuple:
@@ -109,14 +111,14 @@ def cpu_peak(precision: str, threads: Optional[int] = None) -> Peak:
     """cores (the threads torch computes with) x FLOPs per cycle x clock: an estimate."""
     info = _cpuinfo()
     cores = threads or torch.get_num_threads()
-    clock = _max_clock_hz(info)
+    clock, how = _max_clock_hz(info)
     per_cycle, desc = cpu_flops_per_cycle(info, precision)
     if clock is None:
         return Peak(None, "CPU clock unknown: no peak")
     name = re.sub(r"\s+", " ", info.get("model name", "CPU"))
     return Peak(cores * per_cycle * clock,
                 f"estimate: {name}, {cores} cores x {per_cycle} {precision} FLOP/cycle ({desc}) x "
-                f"{clock / 1e9:.2f} GHz")
+                f"{clock / 1e9:.2f} GHz ({how})")
 
 
 def device_peak(device: torch.device, precision: str) -> Peak:
