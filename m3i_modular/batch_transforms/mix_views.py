@@ -3,9 +3,9 @@ combined under a block map aligned to the token stride; B is the roll-paired sam
 mixed input i and B in input i + 1 and every image feeds every objective.
 
 Writes batch["views"][output], batch["mix"][output] = {"owner": (B, L) long, 0 = A, 1 = B, "shift": 1,
-"source": source, "count": (tokens of A, tokens of B) per row} (read by the selectors "a", "b" and "both" registered below) and, with attention "within",
-batch["attn_masks"][output]. Randomness comes from the global torch RNG, which the trainer saves and
-restores, so a resumed run draws the same maps.
+"source": source, "count": (tokens of A, tokens of B) in every row, known on the host} (read by the selectors
+"a", "b" and "both" registered below) and, with attention "within", batch["attn_masks"][output]. Randomness
+comes from the global torch RNG, which the trainer saves and restores, so a resumed run draws the same maps.
 """
 from typing import Tuple
 
