@@ -95,7 +95,7 @@ def _main(args: argparse.Namespace) -> int:
                 extra[f"tokenizer/{name}"] = os.path.join(tok_dir, name)
     seed_everything(run.train.seed + 7919 * env.rank)  # runtime randomness differs per rank
     runtime.apply(run.train, is_main=env.is_main)  # torch threads (printed) and attention kernels
-    flops = run_flops(run, env.device, env.world) if env.is_main else None  # counted on the host copy
+    flops = run_flops(run, env.device, env.world, strict=False) if env.is_main else None  # on the host copy
     trainer = Trainer(model=run.model, optimizer=opt, schedule=schedule, dataset=run.dataset,
                       collate=run.collate, train=run.train, env=env, config=resolved, output_dir=out,
                       extra_files=extra, monitors=run.monitors)
