@@ -220,6 +220,8 @@ def problem(ckpt_dir: str, need=RESUME_FILES) -> Optional[str]:
         files = _manifest(ckpt_dir)
     except ConfigError as e:
         return e.message.split("': ", 1)[-1]  # without the directory, which the caller names
+    if os.path.isfile(os.path.join(ckpt_dir, SHARDED)):  # FSDP: state/ holds the model and optimizer
+        need = tuple(n for n in need if n not in ("model.pt", "optimizer.pt")) + (SHARDED,)
     names = list(need) + sorted(set(files or ()) - set(need))
     for name in names:
         why = check_file(ckpt_dir, name, files)
@@ -273,7 +275,7 @@ def latest_checkpoint(root: str) -> Optional[str]:
 
 def resolve_checkpoint(path: str) -> str:
     """A step directory, or a run / checkpoints directory holding step directories."""
-    if os.path.isfile(os.path.join(path, "model.pt")):
+    if os.path.isfile(os.path.join(path, "model.pt")) or os.path.isfile(os.path.join(path, SHARDED)):
         return path
     for root in (path, os.path.join(path, "checkpoints")):
         if list_checkpoints(root):
@@ -290,6 +292,9 @@ def resolve_checkpoint(path: str) -> str:
 def load_tensors(ckpt_dir: str, stem: str, map_location="cpu") -> dict:
     """A checkpoint's `<stem>.pt`, checked against the manifest first; every failure is one ConfigError."""
     name = f"{stem}.pt"
+    if stem == "model" and not os.path.isfile(os.path.join(ckpt_dir, name)) and \
+            os.path.isfile(os.path.join(ckpt_dir, SHARDED)):
+        return sharded_model_state(ckpt_dir, map_location)  # train.parallel "fsdp" wrote state/, no model.pt
     why = check_file(ckpt_dir, name, _manifest(ckpt_dir))
     if why:
         raise ConfigError(f"checkpoint '{ckpt_dir}': {why}")
@@ -323,6 +328,20 @@ def load_error(path: str, e: Exception) -> str:
     if head[:1] == b"\x80" and refused:
         return "a plain pickle, not a torch.save archive: refused, and nothing in it was run"
     return "not a torch.save archive: truncated, random bytes or another format"
+
+
+SHARDED = os.path.join("state", ".metadata")  # train.parallel "fsdp" writes state/ (sharded.py), no model.pt
+
+
+def sharded_model_state(ckpt_dir: str, map_location="cpu") -> dict:
+    """The whole model of a sharded checkpoint as one state dict, read in this process (no process group)."""
+    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint.default_planner import _EmptyStateDictLoadPlanner
+    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
+    sd: dict = {}
+    _load_state_dict(sd, storage_reader=FileSystemReader(os.path.join(ckpt_dir, "state")),
+                     planner=_EmptyStateDictLoadPlanner(keys={"model"}), no_dist=True)
+    return {k: v.to(map_location) for k, v in sd["model"].items()}
 
 
 def load_config_json(ckpt_dir: str) -> dict:

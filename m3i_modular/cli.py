@@ -122,9 +122,10 @@ def _main(args: argparse.Namespace, argv: List[str]) -> int:
     with config_path("", file=args.config, absolute=True):
         TrainConfig.from_config(cfg["train"])  # its mistakes answer before torch loads
     from . import rundir
+    from . import runtime
     from .checkpoint import seed_everything
     from .distributed import init_distributed
-    from .run import build_optim, build_run, describe
+    from .run import build_optim, build_run, describe, run_flops
     from .trainer import Trainer
     env = init_distributed(cfg["train"].get("device", "auto") if isinstance(cfg["train"], dict) else "auto")
     run = build_run(cfg, world=env.world)  # every check of the recipe, before anything is written
@@ -141,9 +142,12 @@ def _main(args: argparse.Namespace, argv: List[str]) -> int:
     cfg = dict(cfg, train=dict(cfg["train"], output_dir=out))
     text = dump_config(cfg)
     seed_everything(run.train.seed + 7919 * env.rank)  # runtime randomness differs per rank
+    runtime.apply(run.train, is_main=env.is_main)  # torch threads (printed) and attention kernels
+    flops = run_flops(run, env.device, env.world, strict=False) if env.is_main else None  # on the host copy
     trainer = Trainer(model=run.model, optimizer=opt, schedule=schedule, dataset=run.dataset,
                       collate=run.collate, train=run.train, env=env, config=json.loads(text), output_dir=out,
                       monitors=run.monitors)
+    trainer.flops = flops  # metrics.jsonl: flops_per_step, flops_per_s, mfu
     report = None
     if resume_from is not None:
         trainer.resume(resume_from, rundir.read_checkpoint(resume_from, run.model, opt, env.device,

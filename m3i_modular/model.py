@@ -97,7 +97,9 @@ class PretrainModel(nn.Module):
             x[:, prefix:] = grid_x * (1 - m) + fill * m
             tokens = tokens.with_x(x)
         elif mask is not None:
-            k = int((~mask[0]).sum())
+            k = batch.get("mask_keep", {}).get(name)  # counted by the collate on the host
+            if k is None:
+                k = int((~mask[0]).sum())  # sync: a mask made on the device
             keep = (~mask).float().argsort(dim=1, descending=True, stable=True)[:, :k].sort(dim=1).values
         enc_keep = keep
         if keep is not None and prefix:

@@ -13,9 +13,13 @@ NO_DECAY_NAMES = ("pos_embed", "cls_token", "mask_token", "log_scale", "bias")
 
 @OPTIMIZERS.register("adamw")
 def adamw(*, params, lr: float, betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-          weight_decay: float = 0.05, fused: Optional[bool] = None):
-    """AdamW with decoupled weight decay (torch.optim.AdamW); `fused` picks the fused kernel where torch has one."""
-    return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, fused=fused)
+          weight_decay: float = 0.05, fused: Optional[bool] = None, foreach: Optional[bool] = None):
+    """fused (default when foreach is not asked for): one kernel per parameter group on CPU and CUDA instead of
+    a Python loop over the parameters (measured in scripts/benchmark.py vit); false / foreach: torch's others."""
+    if fused is None:
+        fused = not foreach
+    return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, fused=fused,
+                             foreach=foreach if not fused else None)
 
 
 @OPTIMIZERS.register("sgd")

@@ -9,6 +9,7 @@ import torch
 from . import validate
 from .checkpoint import seed_everything
 from .config import dump_config
+from .errors import ConfigError
 from .model import PretrainModel, build_model
 from .optim import build_optimizer
 from .registry import TOKENIZERS, build, config_path
@@ -75,6 +76,9 @@ def _build_run(cfg: dict, *, world: int, with_data: bool, device: Optional[str])
             validate.probe(cfg, model, dataset, collate)  # shape rules on real samples, before any step
     from .eval.monitor import build_monitors
     monitors = build_monitors(cfg, train=tc)  # validates the "eval" section
+    if monitors and tc.parallel == "fsdp" and world > 1:
+        raise ConfigError("eval monitors (k-NN) run on rank 0 alone and cannot read FSDP-sharded weights: set "
+                          "eval.knn_every to 0, or train.parallel to \"ddp\"")
     return Run(cfg=cfg, train=tc, model=model, tokenizer=tokenizer, dataset=dataset, collate=collate,
                monitors=monitors, optim=optim, schedule=schedule)
 
@@ -97,15 +101,26 @@ def parameter_table(model: torch.nn.Module) -> Dict[str, int]:
     return table
 
 
-def flops_per_step(run: Run, sample_batch: dict) -> float:
-    """Forward FLOPs of a small batch, scaled to the global batch, x3 for forward + backward."""
-    from torch.utils.flop_counter import FlopCounterMode
-    n = sample_batch["index"].shape[0]
-    counter = FlopCounterMode(display=False)
-    run.model.train()
-    with counter:
-        run.model(sample_batch)
-    return 3.0 * counter.get_total_flops() * run.train.batch_size / n
+def run_flops(run: Run, device: Optional[torch.device] = None, world: int = 1, n: int = 2, strict: bool = True):
+    """FLOPs per step of the run's global batch (flops.StepFlops: 3x the forward FLOPs on the autograd graph,
+    1x those without gradient), counted on its first `n` samples, with the peak of `device` for MFU.
+    strict=False (a training run): a model the counter cannot run gives a warning and None, not a failure."""
+    from .flops import sample_batch, step_flops
+    from .peaks import device_peak
+    from .precision import resolve_precision
+    here = next(run.model.parameters()).device  # counted where the model is; the peak is of `device`
+    precision = resolve_precision(run.train.precision, (device or here).type)[0]
+    try:
+        return step_flops(run.model, sample_batch(run.dataset, run.collate, n, here),
+                          batch_size=run.train.batch_size, peak=device_peak(device or here, precision),
+                          world=world)
+    except Exception as e:  # noqa: BLE001  (the FLOP count is a report, never the reason a run stops)
+        if strict:
+            raise
+        import sys
+        print(f"warning: FLOPs per step not counted ({type(e).__name__}: {e}); metrics.jsonl has no MFU",
+              file=sys.stderr)
+        return None
 
 
 def describe(run: Run) -> str:
@@ -113,7 +128,6 @@ def describe(run: Run) -> str:
     for k, v in parameter_table(run.model).items():
         lines.append(f"{k:40s} {v:>14,d}")
     if run.dataset is not None:
-        batch = run.collate([run.dataset[i] for i in range(2)])
-        lines.append(f"# FLOPs per step (forward + backward, global batch {run.train.batch_size}): "
-                     f"{flops_per_step(run, batch):.3e}")
+        cuda = torch.cuda.is_available() and run.train.device != "cpu"
+        lines.append(run_flops(run, torch.device("cuda" if cuda else "cpu")).describe())
     return "\n".join(lines)

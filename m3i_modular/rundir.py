@@ -47,7 +47,11 @@ def first_mismatch(theirs: dict, ours: dict) -> Optional[str]:
 
 
 def read_checkpoint(ckpt_dir: str, model, optimizer, device, *, recipe: str = "") -> Dict[str, dict]:
-    """The model / optimizer / trainer states of `ckpt_dir`, checked to fit `model` and `optimizer`."""
+    """The model / optimizer / trainer states of `ckpt_dir`, checked to fit `model` and `optimizer`. A sharded
+    (FSDP) checkpoint gives its trainer state only: its shards are read onto this world size in Trainer.resume."""
+    from .sharded import is_sharded_checkpoint
+    if is_sharded_checkpoint(ckpt_dir):
+        return {"trainer": ckpt.load_tensors(ckpt_dir, "trainer")}
     states = {stem: ckpt.load_tensors(ckpt_dir, stem, device if stem != "trainer" else "cpu")
               for stem in ("model", "optimizer", "trainer")}
     if not isinstance(states["model"], dict):

@@ -179,14 +179,19 @@ class TrainConfig(Section):
     output_dir: str = "runs/default"
     loggers: List[str] = field(default_factory=lambda: ["jsonl"])
     num_workers: int = 2
-    compile: bool = False
+    compile: bool = False            # compile each block in place (parallel.py)
+    parallel: Literal["ddp", "fsdp"] = "ddp"  # fsdp: FSDP2 per block + sharded checkpoints (parallel.py)
+    activation_checkpointing: bool = False    # recompute blocks in backward, non-reentrant
+    threads: int = 0                 # torch threads per rank; 0: cores - loader workers (runtime.py)
+    sdpa_backend: Literal["auto", "flash", "efficient", "cudnn", "math"] = "auto"  # attention kernel
     device: Literal["auto", "cpu", "cuda"] = "auto"
     find_unused_parameters: bool = False
     progress: bool = True
 
     def check(self, *, world: int = 1) -> None:
         _at_least(self, 1, "total_steps", "batch_size", "grad_accum", "log_every", "max_bad_steps")
-        _at_least(self, 0, "clip_grad", "save_every", "keep_last", "num_workers", "save_every_minutes")
+        _at_least(self, 0, "clip_grad", "save_every", "keep_last", "num_workers", "save_every_minutes",
+                  "threads")
         if self.total_steps * self.batch_size >= MAX_SAMPLES:  # sample positions are int64 counters
             raise config_error(f"total_steps {self.total_steps:.3g} x batch_size {self.batch_size} samples is past "
                                f"what a run can count (2**62): is it a typo?", "total_steps")

@@ -52,14 +52,18 @@ def select_all(enc: Encoded, batch: dict) -> Selection:
 
 
 def role_selection(enc: Encoded, mine: torch.Tensor, rows: torch.Tensor, *, geometry: Optional[torch.Tensor],
-                   view: Optional[str]) -> Selection:
+                   view: Optional[str], count: Optional[int] = None) -> Selection:
     """The grid tokens where `mine` (B, L) is True, in grid order, as rows `rows` (the samples they show).
-    Every row must hold the same number of tokens (a mixer gives each image an exact count)."""
-    counts = mine.sum(1)
-    if counts.numel() and bool((counts != counts[0]).any()):
-        raise ConfigError("a role selection needs the same number of tokens in every row; the batch "
-                          "transform gave " + ", ".join(str(int(c)) for c in counts.unique()))
-    k = int(counts[0]) if counts.numel() else 0
+    Every row must hold the same number of tokens (a mixer gives each image an exact count). `count`: that
+    number, when the mixer knows it on the host; otherwise it is read from `mine` (a device sync) and checked."""
+    if count is not None:
+        k = count
+    else:
+        counts = mine.sum(1)
+        if counts.numel() and bool((counts != counts[0]).any()):
+            raise ConfigError("a role selection needs the same number of tokens in every row; the batch "
+                              "transform gave " + ", ".join(str(int(c)) for c in counts.unique()))
+        k = int(counts[0]) if counts.numel() else 0
     idx = mine.float().argsort(dim=1, descending=True, stable=True)[:, :k].sort(dim=1).values
     z = _gather(enc.z[:, enc.prefix:], idx)
     return Selection(z=z, rows=rows, pos=_positions(enc.tokens.grid, idx), token_index=idx, visible=mine,

@@ -26,10 +26,10 @@ from typing import Dict, Iterable, Iterator, Optional
 
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import checkpoint as ckpt
 from . import loggers as _loggers  # noqa: F401  (registration)
+from . import parallel, sharded
 from .checkpoint import rng_state, seed_everything, set_rng_state
 from .data.skips import SkipTally
 from .distributed import DistEnv, all_mean, gather_bytes
@@ -71,19 +71,16 @@ class Trainer:
         self.tc, self.env, self.config, self.out = train, env, config, output_dir
         self.extra_files = extra_files or {}
         self.monitors = monitors or []
+        self.flops = None          # flops.StepFlops, set by the entry point: FLOPs/step, FLOP/s and MFU logged
         self.step = 0              # optimizer steps taken
         self.saved_step = -1       # the step of the newest checkpoint
         # unreadable samples the data pipeline replaced: logged, and past data.max_skip_share the run stops
         self.skips = SkipTally(getattr(dataset, "max_skip_share", 1.0))
         self.ckpt_root = os.path.join(output_dir, "checkpoints")
         self.raw.to(env.device)
-        self.model = self.raw      # what the loop calls: DDP and / or compiled around the model
-        if env.world > 1:
-            self.model = DDP(self.raw, device_ids=[env.device.index] if env.device.type == "cuda" else None,
-                             find_unused_parameters=train.find_unused_parameters)
-        if train.compile:
-            self.model = torch.compile(self.model)
+        # what the loop calls: compiled blocks, activation checkpointing, DDP or FSDP2 (parallel.py)
         self.precision, self.precision_reason = resolve_precision(train.precision, env.device.type)
+        self.model = parallel.wrap_model(self.raw, env, train, optimizer, precision=self.precision)
         self.autocast_dtype = AUTOCAST_DTYPES[self.precision]
         self.scaler = torch.amp.GradScaler(env.device.type, enabled=self.precision == "fp16")
         self.loggers: Optional[list] = None  # opened when train() starts: nothing is written before
@@ -222,9 +219,7 @@ class Trainer:
             yield batch
 
     def _no_sync(self, *, last: bool):
-        if last or not isinstance(self.model, DDP):
-            return contextlib.nullcontext()
-        return self.model.no_sync()
+        return parallel.no_sync(self.model, last=last)
 
     def _autocast(self):
         if self.autocast_dtype is None:
@@ -269,7 +264,8 @@ class Trainer:
                "lr": self.opt.param_groups[0]["base_lr"] * lr_factor,
                "samples_per_s": window.steps * self.tc.batch_size / elapsed,
                "data_time_share": window.data / elapsed, **self.skips.report(),
-               "skipped_steps": self.skipped_steps}
+               "skipped_steps": self.skipped_steps,
+               **(self.flops.rates(window.steps, elapsed) if self.flops is not None else {})}
         if self.env.is_main:
             if self._regular_log():  # not the extra log of step 1: monitors may be costly
                 rec.update(self.run_monitors())
@@ -309,27 +305,37 @@ class Trainer:
         self._last_save = time.monotonic()
         rngs = torch.stack(gather_bytes(rng_state()))
         skips = self.skips.state()
-        if self.env.is_main:
-            state = {"step": torch.tensor(self.step), "consumed": torch.tensor(self.step * self.tc.batch_size),
-                     "rng": rngs, "scaler": self.scaler.state_dict(), "skips": skips,
-                     "skipped_steps": torch.tensor(self.skipped_steps)}
+        state = {"step": torch.tensor(self.step), "consumed": torch.tensor(self.step * self.tc.batch_size),
+                 "rng": rngs, "scaler": self.scaler.state_dict(), "skips": skips,
+                 "skipped_steps": torch.tensor(self.skipped_steps)}
+        meta = ckpt.run_metadata(self.env.world, self.precision, self.precision_reason)
+        if self.tc.parallel == "fsdp":  # every rank writes its shards (sharded.py)
+            sharded.save_checkpoint(self.ckpt_root, self.step, self.raw, self.opt, state, config=self.config,
+                                    meta=meta, is_main=self.env.is_main, extra_files=self.extra_files,
+                                    keep_last=self.tc.keep_last)
+        elif self.env.is_main:
             ckpt.save_checkpoint(
                 self.ckpt_root, self.step,
                 {"model": self.raw.state_dict(), "optimizer": self.opt.state_dict(), "trainer": state},
-                config=self.config, meta=ckpt.run_metadata(self.env.world, self.precision, self.precision_reason),
-                extra_files=self.extra_files, keep_last=self.tc.keep_last)
+                config=self.config, meta=meta, extra_files=self.extra_files, keep_last=self.tc.keep_last)
         if self.env.world > 1:
             torch.distributed.barrier()  # sync: no rank runs ahead (or exits) while rank 0 writes
         self.last_checkpoint = os.path.join(self.ckpt_root, ckpt.step_dir(self.step))  # every rank knows it
 
     def resume(self, ckpt_dir: str, states: Optional[Dict[str, dict]] = None) -> None:
         """Continue from a checkpoint directory: weights, optimizer, scaler, step, data position, RNGs.
-        `states`: its model / optimizer / trainer tensors when already read (and checked, rundir.py)."""
+        `states`: its model / optimizer / trainer tensors when already read (and checked, rundir.py); a sharded
+        (FSDP) checkpoint's model and optimizer are resharded onto this world size instead."""
         if states is None:
-            states = {stem: ckpt.load_tensors(ckpt_dir, stem, self.env.device if stem != "trainer" else "cpu")
-                      for stem in ("model", "optimizer", "trainer")}
-        self.raw.load_state_dict(states["model"])
-        self.opt.load_state_dict(states["optimizer"])
+            states = {"trainer": ckpt.load_tensors(ckpt_dir, "trainer")}
+        if sharded.is_sharded_checkpoint(ckpt_dir):
+            sharded.load_model_optimizer(ckpt_dir, self.raw, self.opt)
+        else:
+            for stem in ("model", "optimizer"):
+                if stem not in states:
+                    states[stem] = ckpt.load_tensors(ckpt_dir, stem, self.env.device)
+            self.raw.load_state_dict(states["model"])
+            self.opt.load_state_dict(states["optimizer"])
         state = states["trainer"]
         self.step = self.saved_step = int(state["step"])
         self.last_checkpoint = ckpt_dir

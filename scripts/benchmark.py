@@ -6,6 +6,9 @@ in the same run (never as absolute targets), so numbers from different machines 
     python scripts/benchmark.py data --config models/mae_vit.json --workers 0 1 2
     python scripts/benchmark.py dcnv3 --dtype bf16
     python scripts/benchmark.py text-memory --workdir /tmp/pp_bench
+    python scripts/benchmark.py vit                       # ViT-S/16 vs timm, batch 16, fp32
+    python scripts/benchmark.py bert --tencentpretrain /path/to/TencentPretrain
+    python scripts/benchmark.py m3i --device cuda --precision bf16
 
 Everything after the benchmark's name goes to that benchmark (`python scripts/benchmark.py NAME --help`).
 """
@@ -26,6 +29,10 @@ BENCHMARKS: Dict[str, Tuple[str, str]] = {
               "DCNv3 CUDA kernel vs the PyTorch reference: fwd+bwd time and peak memory (needs a CUDA GPU)"),
     "text-memory": ("benchmark_preprocess_text_memory.py",
                     "peak memory of `preprocess.py text` on a 500 MB vs a 50 MB corpus (streaming check)"),
+    "vit": ("benchmark_vit.py", "our ViT training step vs timm's VisionTransformer of the same shape: img/s"),
+    "bert": ("benchmark_bert.py",
+             "our BERT MLM step vs TencentPretrain's own model and optimizer (--tencentpretrain PATH): tokens/s"),
+    "m3i": ("benchmark_m3i.py", "M3I's training time per FLOP vs MAE's on the same tower"),
 }
 
 

@@ -3,9 +3,9 @@ combined under a block map aligned to the token stride; B is the roll-paired sam
 mixed input i and B in input i + 1 and every image feeds every objective.
 
 Writes batch["views"][output], batch["mix"][output] = {"owner": (B, L) long, 0 = A, 1 = B, "shift": 1,
-"source": source} (read by the selectors "a", "b" and "both" registered below) and, with attention "within",
-batch["attn_masks"][output]. Randomness comes from the global torch RNG, which the trainer saves and
-restores, so a resumed run draws the same maps.
+"source": source, "count": (tokens of A, tokens of B) in every row, known on the host} (read by the selectors
+"a", "b" and "both" registered below) and, with attention "within", batch["attn_masks"][output]. Randomness
+comes from the global torch RNG, which the trainer saves and restores, so a resumed run draws the same maps.
 """
 from typing import Tuple
 
@@ -88,7 +88,7 @@ class MixViews(nn.Module):
         mixed = torch.where(pix, partner, img)
         out = dict(batch)
         out["views"] = dict(views, **{self.output: mixed})
-        info = {"owner": owner, "shift": self.shift, "source": self.source}
+        info = {"owner": owner, "shift": self.shift, "source": self.source, "count": (L - n_b, n_b)}
         out["mix"] = dict(batch.get("mix", {}), **{self.output: info})
         if self.attention == "within":
             mask = (owner[:, :, None] == owner[:, None, :]).unsqueeze(1)                # (B, 1, L, L)
@@ -108,7 +108,8 @@ def _role(enc: Encoded, batch: dict, role: int, how: str) -> Selection:
     if role == 1:
         rows = (rows - mix["shift"]) % b                   # input i holds image i - shift as B
     geometry = batch["geometry"][mix["source"]].index_select(0, rows)
-    return role_selection(enc, mix["owner"] == role, rows, geometry=geometry, view=mix["source"])
+    return role_selection(enc, mix["owner"] == role, rows, geometry=geometry, view=mix["source"],
+                          count=mix.get("count", (None, None))[role])  # known on the host: no device sync
 
 
 @SELECTORS.register("a")

@@ -38,7 +38,7 @@ class TransformerPredictor(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def _pos(self, pos: torch.Tensor, log_scale: torch.Tensor, grid) -> torch.Tensor:
-        units = pos * torch.tensor([grid[1], grid[0]], device=pos.device, dtype=pos.dtype) - 0.5
+        units = torch.stack((pos[..., 0] * grid[1], pos[..., 1] * grid[0]), dim=-1) - 0.5  # no host copy
         feats = [sincos_2d(units, self.pos_dim)]
         if self.relative_scale:
             s = sincos_2d(10.0 * log_scale, self.pos_dim).unsqueeze(1).expand(-1, pos.shape[1], -1)

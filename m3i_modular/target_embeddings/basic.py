@@ -49,8 +49,13 @@ class CategoryEmbedding(nn.Module):
         labels = batch[view]
         present = batch.get("present", {}).get(view)
         valid = labels >= 0 if present is None else present & (labels >= 0)
-        if bool((labels[valid] >= self.num_classes).any()):
-            raise ValueError(f"a label is >= num_classes ({self.num_classes}): set num_classes to the data's")
+        message = f"a label is >= num_classes ({self.num_classes}): set num_classes to the data's"
+        in_range = ~(valid & (labels >= self.num_classes)).any()
+        if labels.device.type == "cpu":
+            if not bool(in_range):
+                raise ValueError(message)
+        else:  # checked on the device, without waiting for it (a failure stops the run at the next sync)
+            torch._assert_async(in_range, message)
         return TargetOut(valid=valid, candidates=self.weight, bias=self.bias, index=labels.clamp(min=0))
 
 

@@ -226,6 +226,10 @@ def collate(items: List[Dict[str, Any]]) -> Dict[str, Any]:
         "skipped": torch.tensor(sum(len(it.get("skipped", ())) for it in items), dtype=torch.long),
         "skipped_from": [w for it in items for w in it.get("skipped", ())],
     }
+    for n, m in batch["masks"].items():  # visible tokens per row, counted on the host (the model reads it
+        keep = (~m.reshape(m.shape[0], -1)).sum(1)  # instead of the device), when every row has as many
+        if len(keep) and bool((keep == keep[0]).all()):
+            batch.setdefault("mask_keep", {})[n] = int(keep[0])
     if "text" in first:
         batch["text"] = torch.stack([it["text"] for it in items])
     names = sorted({n for it in items for n in it.get("fields", {})})
