@@ -142,7 +142,7 @@ def _main(args: argparse.Namespace, argv: List[str]) -> int:
     cfg = dict(cfg, train=dict(cfg["train"], output_dir=out))
     text = dump_config(cfg)
     seed_everything(run.train.seed + 7919 * env.rank)  # runtime randomness differs per rank
-    runtime.apply(run.train, is_main=env.is_main)  # torch threads (printed) and attention kernels
+    threads = runtime.apply(run.train)  # torch threads and attention kernels; the line is printed below
     flops = run_flops(run, env.device, env.world, strict=False) if env.is_main else None  # on the host copy
     trainer = Trainer(model=run.model, optimizer=opt, schedule=schedule, dataset=run.dataset,
                       collate=run.collate, train=run.train, env=env, config=json.loads(text), output_dir=out,
@@ -156,7 +156,7 @@ def _main(args: argparse.Namespace, argv: List[str]) -> int:
         report = init_from(run.model, args.init_from)
     if env.is_main:
         trainer.extra_files = rundir.prepare(out, text, trainer.step, run.tokenizer)
-        _announce(run, trainer, out, args, resume_from, warning, report)
+        _announce(run, trainer, out, args, resume_from, warning, report, threads)
     last = trainer.train(stop_at=args.stop_at)
     if trainer.stop_signal:
         if env.is_main:
@@ -170,7 +170,7 @@ def _main(args: argparse.Namespace, argv: List[str]) -> int:
     return 0
 
 
-def _announce(run, trainer, out: str, args, resume_from, warning, report) -> None:
+def _announce(run, trainer, out: str, args, resume_from, warning, report, threads: str) -> None:
     """What the run is about to do, before its first step (stderr)."""
     import os
     from .run import parameter_table
@@ -179,6 +179,7 @@ def _announce(run, trainer, out: str, args, resume_from, warning, report) -> Non
         say(f"warning: {warning}")
     say(f"run directory: {out}")
     say(f"precision: {trainer.precision} ({trainer.precision_reason})")
+    say(threads)
     say("parameters: " + ", ".join(f"{k} {v:,d}" for k, v in parameter_table(run.model).items()))
     if report is not None:
         say(f"init-from {args.init_from}: loaded {report['loaded']} tensors, skipped {len(report['skipped'])} "

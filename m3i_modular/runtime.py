@@ -16,7 +16,6 @@ the math fallback, whichever fits the inputs); a name pins that one kernel for t
 cannot take is then an error, not a silent fallback), which is how the backends are compared.
 """
 import os
-import sys
 from typing import Optional
 
 import torch
@@ -58,14 +57,12 @@ def set_sdpa_backend(name: str = "auto") -> None:
         torch.backends.cuda.enable_cudnn_sdp(on["cudnn"])
 
 
-def apply(train, *, is_main: bool = True, ranks_here: Optional[int] = None) -> int:
-    """Set threads and SDPA backends for a run (train: sections.TrainConfig); print the thread count on the
-    main rank. Returns the thread count."""
+def apply(train, *, ranks_here: Optional[int] = None) -> str:
+    """Set threads and SDPA backends for a run (train: sections.TrainConfig). Returns the start-up line that
+    says how many threads and why (the caller prints it with the run's other start-up lines)."""
     ranks_here = ranks_here or int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     threads, why = plan_threads(requested=getattr(train, "threads", 0), workers=train.num_workers,
                                 ranks_here=ranks_here)
     torch.set_num_threads(threads)
     set_sdpa_backend(getattr(train, "sdpa_backend", "auto"))
-    if is_main:
-        print(f"threads: {threads} per rank ({why})", file=sys.stderr)
-    return threads
+    return f"threads: {threads} per rank ({why})"

@@ -185,6 +185,8 @@ class Trainer:
             norm = torch.nn.utils.clip_grad_norm_(grads, self.tc.clip_grad)
         else:
             norm = torch.nn.utils.get_total_norm([p.grad for p in grads])
+        if hasattr(norm, "full_tensor"):  # FSDP2: a norm over sharded gradients is a DTensor; the whole one
+            norm = norm.full_tensor()
         return None if fp16 else norm
 
     def _agree(self, bad: torch.Tensor) -> None:

@@ -65,8 +65,9 @@ def test_start_up_lines_come_before_the_first_step_and_step_1_is_logged(tmp_path
     lines = proc.stderr.strip().splitlines()
     assert lines[0] == f"run directory: {out}"
     assert lines[1].startswith("precision: fp32 (auto: this CPU has no bf16 units")
-    assert lines[2].startswith("parameters: embedding 1,568, encoder 25,472, objectives.mae ")
-    assert lines[3] == "starting at step 0 of 3"
+    assert lines[2].startswith("threads: ")
+    assert lines[3].startswith("parameters: embedding 1,568, encoder 25,472, objectives.mae ")
+    assert lines[4] == "starting at step 0 of 3"
     assert [r["step"] for r in read_metrics(out)] == [1, 3]  # step 1, then every 25 steps and the last
     meta = json.loads((out / "checkpoints" / "step_00000003" / "meta.json").read_text())
     assert meta["precision"] == "fp32" and meta["precision_reason"].startswith("auto: this CPU has no bf16")

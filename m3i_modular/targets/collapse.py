@@ -48,11 +48,13 @@ def effective_rank(x: torch.Tensor, valid=None) -> torch.Tensor:
     # float64 because squaring then rooting turns float32 round-off of zero eigenvalues into rank
     x = x.double() * w.double()[:, None]
     gram = x.T @ x if x.shape[0] >= x.shape[1] else x @ x.T
-    sv = torch.linalg.eigvalsh(gram).clamp(min=0).sqrt()
+    finite = torch.isfinite(gram).all()  # a non-finite step (skipped by the trainer) reports NaN, not a crash
+    sv = torch.linalg.eigvalsh(torch.where(finite, gram, torch.zeros_like(gram))).clamp(min=0).sqrt()
     total = sv.sum()
     p = sv / torch.where(total > 0, total, torch.ones_like(total))
     rank = torch.special.entr(p).sum().exp().float()
-    return torch.where(total > 0, rank, torch.zeros_like(rank))
+    rank = torch.where(total > 0, rank, torch.zeros_like(rank))
+    return torch.where(finite, rank, torch.full_like(rank, float("nan")))
 
 
 @torch.no_grad()
