@@ -130,8 +130,9 @@ def _main(args: argparse.Namespace, argv: List[str]) -> int:
     env = init_distributed(cfg["train"].get("device", "auto") if isinstance(cfg["train"], dict) else "auto")
     run = build_run(cfg, world=env.world)  # every check of the recipe, before anything is written
     if args.dry_run:
+        text = describe(run)  # on every rank: the FLOP count's forward may hold a collective
         if env.is_main:
-            print(describe(run))
+            print(text)
         return 0
     out = args.output_dir or run.train.output_dir
     resume_from, warning = rundir.checkpoint_to_resume(out, args.resume)
@@ -143,7 +144,9 @@ def _main(args: argparse.Namespace, argv: List[str]) -> int:
     text = dump_config(cfg)
     seed_everything(run.train.seed + 7919 * env.rank)  # runtime randomness differs per rank
     threads = runtime.apply(run.train)  # torch threads and attention kernels; the line is printed below
-    flops = run_flops(run, env.device, env.world, strict=False) if env.is_main else None  # on the host copy
+    # every rank counts (the same first samples): a target's all_reduce inside the counted forward would
+    # otherwise wait for ranks that are already building DDP (a deadlock under torchrun)
+    flops = run_flops(run, env.device, env.world, strict=False, quiet=not env.is_main)  # on the host copy
     trainer = Trainer(model=run.model, optimizer=opt, schedule=schedule, dataset=run.dataset,
                       collate=run.collate, train=run.train, env=env, config=json.loads(text), output_dir=out,
                       monitors=run.monitors)

@@ -27,8 +27,21 @@ def init_distributed(device: str = "auto") -> DistEnv:
     if use_cuda:
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+        dist.init_process_group("nccl" if use_cuda else "gloo", **_attempt_store(rank, world))
     return DistEnv(rank=rank, world=world, local_rank=local, device=dev)
+
+
+def _attempt_store(rank: int, world: int) -> dict:
+    """Under torchrun's c10d rendezvous the agent's TCP store outlives a restart, and the workers use it without
+    a per-attempt prefix: a restarted rank can read the dead attempt's gloo address ("Connection refused").
+    The keys are put under the restart count here; otherwise ({}) init_process_group reads env:// itself."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or "TORCHELASTIC_RESTART_COUNT" not in os.environ:
+        return {}
+    from datetime import timedelta
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size=world,
+                          is_master=False, timeout=timedelta(minutes=30))
+    prefix = f"m3i/attempt_{os.environ['TORCHELASTIC_RESTART_COUNT']}"
+    return {"store": dist.PrefixStore(prefix, store), "rank": rank, "world_size": world}
 
 
 def barrier() -> None:

@@ -101,7 +101,8 @@ def parameter_table(model: torch.nn.Module) -> Dict[str, int]:
     return table
 
 
-def run_flops(run: Run, device: Optional[torch.device] = None, world: int = 1, n: int = 2, strict: bool = True):
+def run_flops(run: Run, device: Optional[torch.device] = None, world: int = 1, n: int = 2, strict: bool = True,
+              quiet: bool = False):
     """FLOPs per step of the run's global batch (flops.StepFlops: 3x the forward FLOPs on the autograd graph,
     1x those without gradient), counted on its first `n` samples, with the peak of `device` for MFU.
     strict=False (a training run): a model the counter cannot run gives a warning and None, not a failure."""
@@ -117,6 +118,8 @@ def run_flops(run: Run, device: Optional[torch.device] = None, world: int = 1, n
     except Exception as e:  # noqa: BLE001  (the FLOP count is a report, never the reason a run stops)
         if strict:
             raise
+        if quiet:
+            return None
         import sys
         print(f"warning: FLOPs per step not counted ({type(e).__name__}: {e}); metrics.jsonl has no MFU",
               file=sys.stderr)

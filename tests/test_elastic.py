@@ -23,7 +23,15 @@ def _torchrun(out, pids, restarts):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            f"--max-restarts={restarts}", os.path.join(REPO, "pretrain.py"), "--config", "models/mae_vit.json",
            *[a for s in SETS for a in ("--set", s)], "--import", PLUGIN, "--output-dir", str(out), "--resume"]
-    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # output to files: an unread pipe fills up and blocks the workers
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=open(out.parent / f"{out.name}.out", "w"),
+                            stderr=open(out.parent / f"{out.name}.err", "w"), text=True,
+                            start_new_session=True)  # a failed test stops the workers too (killpg)
+
+
+def _wait(proc, out, timeout):
+    proc.wait(timeout=timeout)
+    return (out.parent / f"{out.name}.err").read_text()
 
 
 def _rows(out):
@@ -42,16 +50,18 @@ def test_killing_a_worker_restarts_from_the_checkpoint_with_equal_losses(tmp_pat
     proc = _torchrun(elastic, tmp_path / "pids_b", restarts=1)
     t0 = time.time()
     while not (len(_rows(elastic)) >= 5 and (elastic / "checkpoints" / "step_00000004").exists()):
-        assert proc.poll() is None and time.time() - t0 < 300, proc.communicate()[1][-3000:]
+        if proc.poll() is not None or time.time() - t0 > 300:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(_wait(proc, elastic, 60)[-3000:])
         time.sleep(0.05)
     pid = int((tmp_path / "pids_b" / "rank1-0.pid").read_text())
     os.kill(pid, signal.SIGKILL)  # a worker dies (OOM killer, a lost node)
-    _, err = proc.communicate(timeout=400)
+    err = _wait(proc, elastic, 400)
     assert proc.returncode == 0, err[-4000:]
     assert (tmp_path / "pids_b" / "rank1-1.pid").exists(), "the job was not restarted"
     assert "resuming from step " in err
     done = _torchrun(straight, tmp_path / "pids_a", restarts=0)
-    _, err = done.communicate(timeout=400)
+    err = _wait(done, straight, 400)
     assert done.returncode == 0, err[-4000:]
     a, b = read_metrics(straight), read_metrics(elastic)
     assert [r["step"] for r in b] == list(range(1, STEPS + 1)) == [r["step"] for r in a]
