@@ -99,6 +99,15 @@ PRESETS = {
                                  "--mix-prob", "0.3"]},
     },
 }
+# issue 15's ablation: M3I minus each objective, the global objectives on the unmixed view, a lighter caption
+# loss; one seed, the study's protocol (its m3i_vit seed-0 cell is the same run: copy it in to skip it)
+PRESETS["m3i_ablation"] = {
+    "entries": ["m3i_vit"] + [f"docs/study/ablation/m3i_{n}.json" for n in
+                              ("no_intra", "no_inter", "no_category", "no_text", "global_unmixed", "text_w025")],
+    "seeds": [0],
+    "evals": ["linear", "knn", "finetune", "dense"],
+    "protocol": PRESETS["m3i"]["protocol"],
+}
 
 
 # -- study entries -----------------------------------------------------------------------------------------
@@ -133,7 +142,8 @@ def slug(text: str) -> str:
 def recipe_path(name: str) -> str:
     if os.path.isfile(name):
         return os.path.abspath(name)
-    for cand in (os.path.join(REPO, "models", name), os.path.join(REPO, "models", name + ".json")):
+    for cand in (os.path.join(REPO, name),  # a preset's path
+                 os.path.join(REPO, "models", name), os.path.join(REPO, "models", name + ".json")):
         if os.path.isfile(cand):
             return cand
     raise ValueError(f"no recipe '{name}' (a path, or a name in models/)")

@@ -70,7 +70,8 @@ class Study:
         return os.path.join(self.cell_dir(e, seed), name)
 
     def check_path(self, ev: Evaluation, e: Entry) -> str:
-        return os.path.join(self.o.out, "checks", f"{ev.name}__{slug(os.path.relpath(e.final_recipe, REPO))}.json")
+        recipe = os.path.splitext(os.path.relpath(e.final_recipe, REPO))[0]
+        return os.path.join(self.o.out, "checks", f"{ev.name}__{slug(recipe)}.json")
 
     # applicability
     def common_flags(self) -> List[str]:
