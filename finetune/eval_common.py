@@ -131,6 +131,25 @@ def load_model(args: argparse.Namespace):
     return load(path, device=device, crop_pct=args.crop_pct, overrides=args.overrides), info
 
 
+def add_probe_fit_args(p: argparse.ArgumentParser, *, what: str, grid, max_iter: int) -> None:
+    """The L2-regularised L-BFGS fit of the linear and dense probes: its strength is chosen on a carve-out of
+    the training side (never on the held-out split)."""
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help=f"share of the {what} carved out to choose the L2 strength (default 0.2)")
+    p.add_argument("--l2", type=float, nargs="+", help=f"L2 strengths to try (default {list(grid)})")
+    p.add_argument("--max-iter", type=int, default=max_iter,
+                   help=f"L-BFGS iterations per fit (default {max_iter})")
+
+
+def check_probe_fit(args: argparse.Namespace) -> None:
+    if not 0.0 < args.val_fraction < 1.0:
+        raise ConfigError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+    if args.l2 is not None and any(v < 0 for v in args.l2):
+        raise ConfigError(f"--l2 strengths must be >= 0, got {args.l2}")
+    if args.max_iter < 1:
+        raise ConfigError(f"--max-iter must be >= 1, got {args.max_iter}")
+
+
 def check_sizes(args: argparse.Namespace) -> None:
     for flag in ("train_samples", "val_samples", "batch_size", "num_workers"):
         low = 0 if flag == "num_workers" else 1

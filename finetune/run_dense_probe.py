@@ -14,19 +14,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # eval_common, beside this script
 
-from eval_common import base_parser, run_main  # noqa: E402
-from m3i_modular.errors import ConfigError, DataError  # noqa: E402
+from eval_common import add_probe_fit_args, base_parser, check_probe_fit, run_main  # noqa: E402
+from m3i_modular.errors import DataError  # noqa: E402
 from m3i_modular.eval.dense_probe import L2_GRID, dense_probe  # noqa: E402
 from m3i_modular.eval.features import frozen, patch_tokens  # noqa: E402
 
 
 def check(args) -> None:
-    if not 0.0 < args.val_fraction < 1.0:
-        raise ConfigError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
-    if args.l2 is not None and any(v < 0 for v in args.l2):
-        raise ConfigError(f"--l2 strengths must be >= 0, got {args.l2}")
-    if args.max_iter < 1:
-        raise ConfigError(f"--max-iter must be >= 1, got {args.max_iter}")
+    check_probe_fit(args)
 
 
 def applies(ctx):
@@ -58,10 +53,7 @@ def evaluate(ctx) -> dict:
 def main(argv=None) -> int:
     p = base_parser("run_dense_probe.py", "Dense linear probe (mIoU) on frozen patch tokens.",
                     train_samples=1000, val_samples=500)
-    p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="share of the training images carved out to choose the L2 strength (default 0.2)")
-    p.add_argument("--l2", type=float, nargs="+", help=f"L2 strengths to try (default {list(L2_GRID)})")
-    p.add_argument("--max-iter", type=int, default=200, help="L-BFGS iterations per fit (default 200)")
+    add_probe_fit_args(p, what="training images", grid=L2_GRID, max_iter=200)
     p.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
                    help="patch logits -> pixels: each patch's class for its pixels (nearest, default) or "
                         "logits interpolated between patch centres (bilinear)")

@@ -14,18 +14,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # eval_common, beside this script
 
-from eval_common import base_parser, labels_reason, run_main  # noqa: E402
+from eval_common import add_probe_fit_args, base_parser, check_probe_fit, labels_reason, run_main  # noqa: E402
 from m3i_modular.errors import ConfigError, DataError  # noqa: E402
 from m3i_modular.eval.linear_probe import L2_GRID, linear_probe, low_label_probe  # noqa: E402
 
 
 def check(args) -> None:
-    if not 0.0 < args.val_fraction < 1.0:
-        raise ConfigError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
-    if args.l2 is not None and any(v < 0 for v in args.l2):
-        raise ConfigError(f"--l2 strengths must be >= 0, got {args.l2}")
-    if args.max_iter < 1:
-        raise ConfigError(f"--max-iter must be >= 1, got {args.max_iter}")
+    check_probe_fit(args)
     if args.low_label_per_class < 0:
         raise ConfigError(f"--low-label-per-class must be >= 0 (0: no low-label probe), got "
                           f"{args.low_label_per_class}")
@@ -54,10 +49,7 @@ def evaluate(ctx) -> dict:
 
 def main(argv=None) -> int:
     p = base_parser("run_linear_probe.py", "Linear probe (full and low-label) on frozen features.")
-    p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="share of the train features carved out to choose the L2 strength (default 0.2)")
-    p.add_argument("--l2", type=float, nargs="+", help=f"L2 strengths to try (default {list(L2_GRID)})")
-    p.add_argument("--max-iter", type=int, default=300, help="L-BFGS iterations per fit (default 300)")
+    add_probe_fit_args(p, what="train features", grid=L2_GRID, max_iter=300)
     p.add_argument("--low-label-per-class", type=int, default=10,
                    help="also probe with only this many training samples per class, stratified and seeded "
                         "(default 10; 0: off)")

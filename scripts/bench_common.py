@@ -22,6 +22,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def add_timing_args(p, *, repeats: int, warmup: int, variant_help: str = "also time with these overrides (a lever)"):
+    """The options every step benchmark shares: precision, device, threads, timed and warm-up steps, variants."""
+    p.add_argument("--precision", choices=list(PRECISIONS), default="fp32")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
+    p.add_argument("--repeats", type=int, default=repeats, help="timed steps per contestant")
+    p.add_argument("--warmup", type=int, default=warmup)
+    p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]", help=variant_help)
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

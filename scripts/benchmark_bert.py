@@ -46,12 +46,7 @@ def parse(argv):
     p.add_argument("--vocab", type=int, default=30522)
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--precision", choices=list(bc.PRECISIONS), default="fp32")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]")
+    bc.add_timing_args(p, repeats=20, warmup=3)
     p.add_argument("--csv", default="results/benchmark_bert.csv")
     a = p.parse_args(argv)
     if not a.no_reference and not a.tencentpretrain:

@@ -39,15 +39,10 @@ def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", choices=list(RECIPES), default="base")
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--precision", choices=list(bc.PRECISIONS), default="fp32")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=2)
+    bc.add_timing_args(p, repeats=10, warmup=2,
+                       variant_help="also time both recipes with these overrides (a lever)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override both recipes (e.g. model.encoder.layers=2)")
-    p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
-                   help="also time both recipes with these overrides (a lever)")
     p.add_argument("--csv", default="results/benchmark_m3i.csv")
     return p.parse_args(argv)
 

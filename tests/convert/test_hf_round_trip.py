@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from cli_utils import load_script
+from convert_utils import perturb
 from m3i_modular import checkpoint as ckpt
 from m3i_modular.cli import init_from
 from m3i_modular.convert.bert_recipe import bert_model_config
@@ -22,14 +23,6 @@ VIT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermedi
            patch_size=4, hidden_act="gelu")
 
 
-def _perturb(module, seed=3):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(0.1 * torch.randn(p.shape, generator=g))
-    return module.eval()
-
-
 @pytest.mark.parametrize("act, pos", [("gelu", "learned"), ("gelu_tanh", "sincos")])
 def test_ours_export_loads_in_transformers_with_identical_features(tmp_path, act, pos):
     section = {"embedding": {"type": "patch", "image_size": 16, "patch_size": 4, "dim": 32, "pos": pos,
@@ -39,7 +32,7 @@ def test_ours_export_loads_in_transformers_with_identical_features(tmp_path, act
                                       "target_embedding": {"type": "category", "num_classes": 3},
                                       "decoder": {"type": "pool", "pool": "cls", "head": "linear"},
                                       "target": {"type": "boltzmann"}}}}
-    model = _perturb(build_model(section, seed=0))
+    model = perturb(build_model(section, seed=0)).eval()
     root = str(tmp_path / "ckpt")
     ckpt.save_checkpoint(root, 0, {"model": model.state_dict()}, config={"model": section},
                          meta=ckpt.run_metadata(1, "fp32"))
@@ -69,8 +62,8 @@ def test_cls_less_tower_is_refused_in_one_line(tmp_path):
 @pytest.mark.parametrize("head", [False, True])
 def test_hf_vit_directory_to_ours_identical_features(tmp_path, head):
     cfg = transformers.ViTConfig(**dict(VIT, hidden_act="gelu_pytorch_tanh"), num_labels=3)
-    hf = _perturb(transformers.ViTForImageClassification(cfg) if head
-                  else transformers.ViTModel(cfg, add_pooling_layer=True))
+    hf = perturb(transformers.ViTForImageClassification(cfg) if head
+                 else transformers.ViTModel(cfg, add_pooling_layer=True)).eval()
     hf.save_pretrained(tmp_path / "hf")
     ours = build_model(model_section(cfg.to_dict()), seed=0)
     report = init_from(ours, str(tmp_path / "hf"))
@@ -87,7 +80,7 @@ def test_hf_vit_directory_to_ours_identical_features(tmp_path, head):
 def test_hf_bert_directory_through_init_from(tmp_path):
     cfg = transformers.BertConfig(vocab_size=30, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                                   intermediate_size=48, max_position_embeddings=24, type_vocab_size=2)
-    hf = _perturb(transformers.BertModel(cfg))
+    hf = perturb(transformers.BertModel(cfg)).eval()
     hf.save_pretrained(tmp_path / "bert")
     assert detect_format(str(tmp_path / "bert")) == "hf_bert"
     ours = build_model(bert_model_config(vocab_size=30, dim=32, layers=2, heads=4, ffn=48, max_length=24,

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cli_utils import REPO, load_script
+from convert_utils import perturb
 from m3i_modular import checkpoint as ckpt
 from m3i_modular.cli import init_from
 from m3i_modular.convert.open_clip import model_section, to_open_clip
@@ -42,14 +43,6 @@ def _ids(eot=V - 1, n=3):
     return ids
 
 
-def _perturb(module, seed=3):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(0.1 * torch.randn(p.shape, generator=g))
-    return module
-
-
 def _ours_features(model, ids):
     clip = model.objectives["clip"]
     with torch.no_grad():
@@ -66,7 +59,7 @@ def _theirs_features(oc, ids):
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_open_clip_to_ours_identical_features(tmp_path, variant):
     cfg = VARIANTS[variant]
-    oc = _perturb(open_clip.model.CLIP(**cfg))
+    oc = perturb(open_clip.model.CLIP(**cfg))
     torch.save(oc.state_dict(), tmp_path / "oc.pt")
     assert detect_format(str(tmp_path / "oc.pt")) == "open_clip"
     ours = build_model(model_section(cfg), seed=0)
@@ -78,7 +71,7 @@ def test_open_clip_to_ours_identical_features(tmp_path, variant):
 
 
 def _checkpoint(tmp_path, section, seed=5):
-    model = _perturb(build_model(section, seed=0), seed)
+    model = perturb(build_model(section, seed=0), seed)
     root = str(tmp_path / "ckpt")
     ckpt.save_checkpoint(root, 0, {"model": model.state_dict()}, config={"model": section},
                          meta=ckpt.run_metadata(1, "fp32"))
@@ -126,7 +119,7 @@ def test_open_clip_initialises_an_m3i_vit_shaped_model(tmp_path):
            "text_cfg": {"context_length": tower["embedding"]["position"]["max_length"],
                         "vocab_size": tower["embedding"]["word"]["vocab_size"], "width": 64, "heads": 4, "layers": 2,
                         "norm_kwargs": {"eps": 1e-6}}}
-    oc = _perturb(open_clip.model.CLIP(**cfg)).eval()
+    oc = perturb(open_clip.model.CLIP(**cfg)).eval()
     torch.save(oc.state_dict(), tmp_path / "oc.pt")
     report = init_from(m3i, str(tmp_path / "oc.pt"))
     # the image tower's blocks and both towers' text side load; what M3I's shape has no place for is named

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from cli_utils import run_cli
+from convert_utils import perturb
 from m3i_modular.cli import init_from
 from m3i_modular.convert.pretrained import detect_format
 from m3i_modular.convert.timm_vit import to_timm_vit
@@ -29,21 +30,13 @@ def _ours(cls_token=True, pre_norm=False, act="gelu", pos="learned", eps=1e-6):
     return build_model(cfg, seed=0).eval()
 
 
-def _perturb(module, seed=3):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(0.1 * torch.randn(p.shape, generator=g))
-    return module
-
-
 X = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
 
 
 @pytest.mark.parametrize("cls_token, pre_norm, act", [(True, True, "quick_gelu"), (False, True, "gelu_tanh"),
                                                       (True, False, "gelu_tanh")])
 def test_ours_to_timm_identical_features(cls_token, pre_norm, act):
-    m = _perturb(_ours(cls_token, pre_norm, act))
+    m = perturb(_ours(cls_token, pre_norm, act))
     tensors, kwargs = to_timm_vit(m)
     vit = timm_vit.VisionTransformer(**kwargs).eval()
     vit.load_state_dict(tensors, strict=True)
@@ -60,7 +53,7 @@ def test_timm_eps_other_than_1e6_is_refused():
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
 def test_timm_to_ours_identical_features(tmp_path, suffix):
-    vit = _perturb(timm_vit.VisionTransformer(img_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=4,
+    vit = perturb(timm_vit.VisionTransformer(img_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=4,
                                               mlp_ratio=2.0, num_classes=3)).eval()
     path = tmp_path / f"vit{suffix}"
     sd = {k: v.contiguous() for k, v in vit.state_dict().items()}

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from convert_utils import perturb
+
 ACT = {"gelu": F.gelu, "gelu_fast": lambda x: 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi)
                                                                            * (x + 0.044715 * x ** 3)))}
 
@@ -209,12 +211,7 @@ class TPModel(nn.Module):
             self.tgt_embedding.word.embedding.weight = word
 
     def perturb(self, seed=0):
-        """Move every tensor off its init (LayerNorm gammas away from 1) so a wrong fold would show."""
-        g = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.add_(0.1 * torch.randn(p.shape, generator=g))
-        return self
+        return perturb(self, seed)
 
     def encode(self, src, seg):
         return self.encoder(self.embedding(src, seg), seg)
