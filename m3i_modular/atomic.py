@@ -62,3 +62,14 @@ def atomic_dir(path: str, *, overwrite: bool = False) -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def new_output_dir(path: str) -> Iterator[str]:
+    """atomic_dir for an output the user names (an export): an existing one is a config error, checked before
+    any work, and never replaced."""
+    from .errors import ConfigError
+    if os.path.exists(path):
+        raise ConfigError(f"{path}: already exists; choose another output directory")
+    with atomic_dir(path) as tmp:
+        yield tmp

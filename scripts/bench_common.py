@@ -32,6 +32,13 @@ def add_timing_args(p, *, repeats: int, warmup: int, variant_help: str = "also t
     p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]", help=variant_help)
 
 
+def timing_device(a) -> torch.device:
+    """Apply --threads (0: torch's default) and return --device."""
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    return torch.device(a.device)
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -160,9 +160,7 @@ def _tencentpretrain(a, device, batch, root):
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = parse(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    device = torch.device(a.device)
+    device = bc.timing_device(a)
     batch, tp_batch = data(a, device)
     contestants, flops, notes = {}, {}, {}
     if not a.no_reference:

@@ -20,8 +20,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import torch  # noqa: E402
-
 import bench_common as bc  # noqa: E402
 from m3i_modular.config import load_config  # noqa: E402
 from m3i_modular.distributed import DistEnv  # noqa: E402
@@ -72,9 +70,7 @@ def contestant(recipe: str, a, device, sets=()):
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = parse(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    device = torch.device(a.device)
+    device = bc.timing_device(a)
     m3i, mae = RECIPES[a.size]
     contestants, flops = {}, {}
     for label, sets in [("", [])] + [(f"+{n}", s.split(",")) for n, _, s in (v.partition(":") for v in a.variant)]:

@@ -103,9 +103,7 @@ def timm_step(a, device, images, labels):
 
 def main(argv=None) -> int:
     a = parse(argv if argv is not None else sys.argv[1:])
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    device = torch.device(a.device)
+    device = bc.timing_device(a)
     images, labels = batch_of(a, device)
     contestants, flops, notes = {}, {}, {}
     if not a.no_timm:

@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from m3i_modular.atomic import new_output_dir  # noqa: E402
 from m3i_modular.errors import ConfigError, entry_point  # noqa: E402
 
 FORMATS = ("timm", "open_clip", "hf_vit")
@@ -39,17 +38,9 @@ def _normalize_stats(cfg: dict):
 
 def _new_dir(output: str, files) -> None:
     """Write {name: writer(path)} into a new directory `output`, all or nothing."""
-    if os.path.exists(output):
-        raise ConfigError(f"{output}: already exists; choose another output directory")
-    parent = os.path.dirname(os.path.abspath(output))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=".export-tmp-")
-    try:
+    with new_output_dir(output) as tmp:
         for name, write in files.items():
             write(os.path.join(tmp, name))
-        os.replace(tmp, output)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def export(checkpoint: str, output: str, fmt: str = "timm", eos_id: int | None = None) -> dict:

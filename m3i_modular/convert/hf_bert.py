@@ -9,6 +9,7 @@ from typing import Dict
 
 import torch
 
+from ..atomic import new_output_dir
 from ..checkpoint import load_config_json, load_tensors, resolve_checkpoint, run_metadata, save_checkpoint
 from ..errors import ConfigError
 from .bert_recipe import bert_model_config, bert_recipe
@@ -152,19 +153,11 @@ def ours_to_hf(ckpt: str, out_dir: str) -> str:
     except KeyError as e:
         raise ConfigError(f"{d}: not a BERT-shaped recipe (missing {e})") from None
     sd = state_to_hf(load_tensors(d, "model"), layers)
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=".hf-tmp-")
-    try:
+    with new_output_dir(out_dir) as tmp:
         save_file(sd, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
         with open(os.path.join(tmp, "config.json"), "w") as f:
             json.dump(hf_cfg, f, indent=2)
         vocab = os.path.join(d, "tokenizer", "vocab.txt")
         if os.path.isfile(vocab):
             shutil.copyfile(vocab, os.path.join(tmp, "vocab.txt"))
-        if os.path.exists(out_dir):
-            raise ConfigError(f"{out_dir}: already exists; choose another output directory")
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir

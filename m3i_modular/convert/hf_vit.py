@@ -9,13 +9,12 @@ q|k|v).
 """
 import json
 import os
-import shutil
-import tempfile
 from typing import Dict, Set, Tuple
 
 import torch
 from torch import nn
 
+from ..atomic import new_output_dir
 from ..errors import ConfigError
 from .keys import count_layers, entry, expand, from_canonical, params, to_canonical
 from .tower import image_to_canonical
@@ -105,16 +104,8 @@ def to_hf_vit(model: nn.Module, out_dir: str) -> dict:
            "image_size": spec["image_size"], "patch_size": spec["patch_size"], "num_channels": spec["in_chans"],
            "qkv_bias": spec["qkv_bias"], "encoder_stride": spec["patch_size"]}
     tensors = from_canonical(canon, expand(HF_VIT, spec["depth"]))
-    if os.path.exists(out_dir):
-        raise ConfigError(f"{out_dir}: already exists; choose another output directory")
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=".hf-vit-tmp-")
-    try:
+    with new_output_dir(out_dir) as tmp:
         save_file(tensors, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
         with open(os.path.join(tmp, "config.json"), "w") as f:
             json.dump(cfg, f, indent=2)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return cfg
