@@ -1,7 +1,9 @@
-"""Write files and directories under a temporary name, then rename: a crash never leaves half an output."""
+"""Write files and directories under a temporary name, then rename: a crash never leaves half an output; and
+the checksum that later proves a written file whole."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -73,3 +75,12 @@ def new_output_dir(path: str) -> Iterator[str]:
         raise ConfigError(f"{path}: already exists; choose another output directory")
     with atomic_dir(path) as tmp:
         yield tmp
+
+
+def file_sha256(path: str) -> str:
+    """Hex SHA-256 of a file, read in 4 MiB blocks (checkpoint manifests, shard indexes)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()

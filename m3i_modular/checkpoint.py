@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from .atomic import file_sha256
 from .errors import ConfigError, output_error
 
 LATEST = "latest"
@@ -170,14 +171,6 @@ def remove_stale_temps(root: str) -> int:
 
 # -- checking ---------------------------------------------------------------------------------------------
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _manifest(ckpt_dir: str) -> Optional[dict]:
     """The manifest's file table; None for a checkpoint written before manifests; ConfigError if unreadable."""
     path = os.path.join(ckpt_dir, MANIFEST)
@@ -207,7 +200,7 @@ def check_file(ckpt_dir: str, name: str, files: Optional[dict] = None) -> Option
     size = os.path.getsize(path)
     if size != entry.get("size"):
         return f"{name} has {size} bytes, {entry.get('size')} were written (truncated or altered)"
-    if _sha256(path) != entry.get("sha256"):
+    if file_sha256(path) != entry.get("sha256"):
         return f"{name} does not match its sha256 in {MANIFEST} (corrupted or altered)"
     return None
 

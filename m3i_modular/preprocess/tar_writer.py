@@ -4,14 +4,13 @@ The layout and the index format are described in m3i_modular/data/sources/tar_in
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
 import tarfile
 from typing import Dict, List, Optional
 
-from ..atomic import atomic_path, atomic_write_text
+from ..atomic import atomic_path, atomic_write_text, file_sha256
 from ..data.sources.tar_index import INDEX_SUFFIX, INDEX_VERSION, ShardIndex, truncation_error
 
 
@@ -67,7 +66,7 @@ class ShardWriter:
 
     def _close_shard(self) -> None:
         self._tar.close()
-        size, digest = os.path.getsize(self._tmp), _sha256(self._tmp)
+        size, digest = os.path.getsize(self._tmp), file_sha256(self._tmp)
         self._ctx.__exit__(None, None, None)  # rename into place
         _write_index_file(self.path, size, self._samples)
         self.shards.append({"file": os.path.basename(self.path), "samples": self._count, "bytes": size,
@@ -95,14 +94,6 @@ class ShardWriter:
 
 def _padded(n: int) -> int:
     return -(-n // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _write_index_file(shard: str, size: int, samples: List[list], *, truncated: bool = False) -> None:
