@@ -100,7 +100,9 @@ PRESETS = {
     },
 }
 # issue 15's ablation: M3I minus each objective, the global objectives on the unmixed view, a lighter caption
-# loss; one seed, the study's protocol (its m3i_vit seed-0 cell is the same run: copy it in to skip it)
+# loss; one seed, the study's protocol (its m3i_vit seed-0 cell is the same run: copy it in to skip it). The
+# variants derive from models/m3i_vit.json: README's ablation table was measured on it before view1 became light
+# (commit f38561c).
 PRESETS["m3i_ablation"] = {
     "entries": ["m3i_vit"] + [f"docs/study/ablation/m3i_{n}.json" for n in
                               ("no_intra", "no_inter", "no_category", "no_text", "global_unmixed", "text_w025")],
