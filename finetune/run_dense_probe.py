@@ -7,14 +7,14 @@ Needs a source that yields masks (synthetic_shapes does: 0 background, label + 1
 
 JSON keys: miou (primary), fg_miou (class 0 left out), objectness_iou (any shape vs background), pixel_acc,
 dense_train_miou, dense_l2, dense_val_miou_l2_<l2>, grid, num_seg_classes, upsample, n_train, n_test, dim, and
-the common ones (finetune/eval_common.py).
+the common ones (m3i_modular/eval_cli/common.py).
 """
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # eval_common, beside this script
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the package, from a checkout
 
-from eval_common import add_probe_fit_args, base_parser, check_probe_fit, run_main  # noqa: E402
+from m3i_modular.eval_cli.common import add_probe_fit_args, base_parser, check_probe_fit, run_main  # noqa: E402
 from m3i_modular.errors import DataError  # noqa: E402
 from m3i_modular.eval.dense_probe import L2_GRID, dense_probe  # noqa: E402
 from m3i_modular.eval.features import frozen, patch_tokens  # noqa: E402

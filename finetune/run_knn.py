@@ -5,14 +5,14 @@
     python finetune/run_knn.py --checkpoint runs/mae_vit --train-data data/pets/train --val-data data/pets/val
 
 JSON keys: knn_acc (primary: accuracy at the first --k), knn_k, knn_acc_k<k> for every --k,
-knn_temperature, n_train, n_test, dim, num_classes, chance, and the common ones (finetune/eval_common.py).
+knn_temperature, n_train, n_test, dim, num_classes, chance, and the common ones (m3i_modular/eval_cli/common.py).
 """
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # eval_common, beside this script
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the package, from a checkout
 
-from eval_common import base_parser, labels_reason, run_main  # noqa: E402
+from m3i_modular.eval_cli.common import base_parser, labels_reason, run_main  # noqa: E402
 from m3i_modular.errors import ConfigError  # noqa: E402
 from m3i_modular.eval.knn import knn_accuracy  # noqa: E402
 

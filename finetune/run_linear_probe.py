@@ -7,14 +7,15 @@ the training samples drawn and, beside it, a low-label probe on a few of each cl
 
 JSON keys: linear_acc (primary), linear_train_acc, linear_l2, linear_val_acc_l2_<l2>, low_label_acc,
 low_label_l2, low_label_per_class, low_label_n_train, n_train, n_test, dim, num_classes, chance, and the
-common ones (finetune/eval_common.py).
+common ones (m3i_modular/eval_cli/common.py).
 """
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # eval_common, beside this script
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the package, from a checkout
 
-from eval_common import add_probe_fit_args, base_parser, check_probe_fit, labels_reason, run_main  # noqa: E402
+from m3i_modular.eval_cli.common import (add_probe_fit_args, base_parser, check_probe_fit,  # noqa: E402
+                                        labels_reason, run_main)
 from m3i_modular.errors import ConfigError, DataError  # noqa: E402
 from m3i_modular.eval.linear_probe import L2_GRID, linear_probe, low_label_probe  # noqa: E402
 

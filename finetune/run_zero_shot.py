@@ -12,14 +12,14 @@ needs captions; the one the data allows runs, and neither is "does not apply".
 
 JSON keys: zero_shot_acc (primary when class names are known), zero_shot_top5 (more than 5 classes),
 num_classes, chance, n_prompts, i2t_r1/5/10 and t2i_r1/5/10 (i2t_r1 primary without class names),
-n_captions, n_distinct_captions, objective, n_test, and the common ones (finetune/eval_common.py).
+n_captions, n_distinct_captions, objective, n_test, and the common ones (m3i_modular/eval_cli/common.py).
 """
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # eval_common, beside this script
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the package, from a checkout
 
-from eval_common import base_parser, run_main  # noqa: E402
+from m3i_modular.eval_cli.common import base_parser, run_main  # noqa: E402
 from m3i_modular.errors import ConfigError, DataError  # noqa: E402
 from m3i_modular.eval import zero_shot as zs  # noqa: E402
 

@@ -10,7 +10,7 @@ import shlex
 import sys
 from typing import List, Optional
 
-from .config import dump_config, load_config
+from .recipe.config import dump_config, load_config
 from .errors import ConfigError, DataError, Interrupted, OutputError, RunStopped, output_error
 
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
@@ -72,7 +72,7 @@ def init_from(model, path: str) -> dict:
     skipped = sorted(set(src) - set(loaded))
     new = sorted(set(own) - set(loaded))
     if not loaded:
-        from .rundir import first_mismatch
+        from .training.rundir import first_mismatch
         raise ConfigError(f"--init-from '{path}': none of its {len(src)} tensors matches this model by name and "
                           f"shape ({first_mismatch(src, own)})")
     model.load_state_dict({k: src[k] for k in loaded}, strict=False)
@@ -114,19 +114,19 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _main(args: argparse.Namespace, argv: List[str]) -> int:
     if args.discover:
-        from .discover import run
+        from .recipe.discover import run
         return run(args)
     cfg = load_config(args.config, overrides=args.overrides, imports=args.imports)
     from .registry import config_path
-    from .sections import TrainConfig
+    from .recipe.sections import TrainConfig
     with config_path("", file=args.config, absolute=True):
         TrainConfig.from_config(cfg["train"])  # its mistakes answer before torch loads
-    from . import rundir
-    from . import runtime
-    from .checkpoint import seed_everything
-    from .distributed import init_distributed
+    from .training import rundir
+    from .runtime import threads as runtime
+    from .training.checkpoint import seed_everything
+    from .runtime.distributed import init_distributed
     from .run import build_optim, build_run, describe, run_flops
-    from .trainer import Trainer
+    from .training.trainer import Trainer
     env = init_distributed(cfg["train"].get("device", "auto") if isinstance(cfg["train"], dict) else "auto")
     run = build_run(cfg, world=env.world)  # every check of the recipe, before anything is written
     if args.dry_run:
@@ -163,7 +163,7 @@ def _main(args: argparse.Namespace, argv: List[str]) -> int:
     last = trainer.train(stop_at=args.stop_at)
     if trainer.stop_signal:
         if env.is_main:
-            from .signals import signal_name
+            from .training.signals import signal_name
             cmd = ["python", "pretrain.py"] + argv + ([] if args.resume else ["--resume"])
             print(f"interrupted by {signal_name(trainer.stop_signal)} at step {trainer.step}: saved "
                   f"{trainer.last_checkpoint}; resume with: {shlex.join(cmd)}", file=sys.stderr)

@@ -13,15 +13,15 @@ from typing import Any, List, Optional
 
 import torch
 
-from . import checkpoint as ckpt
-from .config import apply_set, import_plugins
+from .training import checkpoint as ckpt
+from .recipe.config import apply_set, import_plugins
 from .errors import ConfigError, DataError
 from .interfaces import QUERY, needs_of
 from .eval.features import mean_pooled
 from .eval.transform import eval_transform, preprocess
-from .model import PretrainModel, build_model
+from .recipe.model import PretrainModel, build_model
 from .registry import nearest
-from .selection import select
+from .selectors.selection import select
 
 
 class Pretrained:

@@ -6,15 +6,15 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from . import validate
-from .checkpoint import seed_everything
-from .config import dump_config
+from .recipe import validate
+from .training.checkpoint import seed_everything
+from .recipe.config import dump_config
 from .errors import ConfigError
-from .model import PretrainModel, build_model
-from .optim import build_optimizer
+from .recipe.model import PretrainModel, build_model
+from .training.optim import build_optimizer
 from .registry import TOKENIZERS, build, config_path
-from .schedules import Schedule
-from .sections import OptimConfig, ScheduleConfig, TrainConfig
+from .training.schedules import Schedule
+from .recipe.sections import OptimConfig, ScheduleConfig, TrainConfig
 
 
 @dataclass
@@ -106,9 +106,9 @@ def run_flops(run: Run, device: Optional[torch.device] = None, world: int = 1, n
     """FLOPs per step of the run's global batch (flops.StepFlops: 3x the forward FLOPs on the autograd graph,
     1x those without gradient), counted on its first `n` samples, with the peak of `device` for MFU.
     strict=False (a training run): a model the counter cannot run gives a warning and None, not a failure."""
-    from .flops import sample_batch, step_flops
-    from .peaks import device_peak
-    from .precision import resolve_precision
+    from .training.flops import sample_batch, step_flops
+    from .runtime.peaks import device_peak
+    from .runtime.precision import resolve_precision
     here = next(run.model.parameters()).device  # counted where the model is; the peak is of `device`
     precision = resolve_precision(run.train.precision, (device or here).type)[0]
     try:

@@ -11,41 +11,34 @@ in the same run (never as absolute targets), so numbers from different machines 
     python scripts/benchmark.py m3i --device cuda --precision bf16
 
 Everything after the benchmark's name goes to that benchmark (`python scripts/benchmark.py NAME --help`).
+The benchmarks are the modules of m3i_modular/bench/.
 """
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import sys
 from typing import Dict, List, Optional, Tuple
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the package, from a checkout
 
-# name -> (script beside this one, what it measures against what)
+# name -> (module of m3i_modular.bench, what it measures against what)
 BENCHMARKS: Dict[str, Tuple[str, str]] = {
-    "data": ("benchmark_data.py",
-             "a recipe's loader samples/s with N workers vs the samples/s its training step consumes"),
-    "dcnv3": ("benchmark_dcnv3.py",
+    "data": ("data", "a recipe's loader samples/s with N workers vs the samples/s its training step consumes"),
+    "dcnv3": ("dcnv3",
               "DCNv3 CUDA kernel vs the PyTorch reference: fwd+bwd time and peak memory (needs a CUDA GPU)"),
-    "text-memory": ("benchmark_preprocess_text_memory.py",
+    "text-memory": ("text_memory",
                     "peak memory of `preprocess.py text` on a 500 MB vs a 50 MB corpus (streaming check)"),
-    "vit": ("benchmark_vit.py", "our ViT training step vs timm's VisionTransformer of the same shape: img/s"),
-    "bert": ("benchmark_bert.py",
+    "vit": ("vit", "our ViT training step vs timm's VisionTransformer of the same shape: img/s"),
+    "bert": ("bert",
              "our BERT MLM step vs TencentPretrain's own model and optimizer (--tencentpretrain PATH): tokens/s"),
-    "m3i": ("benchmark_m3i.py", "M3I's training time per FLOP vs MAE's on the same tower"),
+    "m3i": ("m3i", "M3I's training time per FLOP vs MAE's on the same tower"),
 }
 
 
 def _listing() -> str:
     width = max(map(len, BENCHMARKS))
     return "\n".join(f"  {name:<{width}}  {what}" for name, (_, what) in BENCHMARKS.items())
-
-
-def _load(script: str):
-    spec = importlib.util.spec_from_file_location(script[:-3], os.path.join(HERE, script))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -58,9 +51,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: unknown benchmark '{name}'; choose one of {', '.join(BENCHMARKS)} "
               f"(python scripts/benchmark.py --list)", file=sys.stderr)
         return 2
+    module = importlib.import_module(f"m3i_modular.bench.{BENCHMARKS[name][0]}")
     saved, sys.argv = sys.argv, [f"scripts/benchmark.py {name}"]  # argparse's usage names what the user typed
     try:
-        return int(_load(BENCHMARKS[name][0]).main(rest) or 0)
+        return int(module.main(rest) or 0)
     finally:
         sys.argv = saved
 

@@ -19,7 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from m3i_modular.atomic import atomic_write_text  # noqa: E402
+from m3i_modular.runtime.atomic import atomic_write_text  # noqa: E402
 from m3i_modular.errors import ConfigError, entry_point  # noqa: E402
 
 
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     p.add_argument("--base", required=True, help="the recipe whose data, views, optim, train sections to keep")
     p.add_argument("--output", required=True, help="the recipe (.json) to write")
     args = p.parse_args(argv)
-    from m3i_modular.config import dump_config, load_config
+    from m3i_modular.recipe.config import dump_config, load_config
     recipe = json.loads(dump_config(load_config(args.base)))  # its "base" chain resolved
     if args.open_clip_config:
         from m3i_modular.convert.open_clip import model_section

@@ -18,8 +18,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from m3i_modular.atomic import atomic_write_text  # noqa: E402
-from m3i_modular.checkpoint import run_metadata, save_checkpoint  # noqa: E402
+from m3i_modular.runtime.atomic import atomic_write_text  # noqa: E402
+from m3i_modular.training.checkpoint import run_metadata, save_checkpoint  # noqa: E402
 from m3i_modular.convert.bert_recipe import bert_recipe  # noqa: E402
 from m3i_modular.convert.tencentpretrain import convert_config  # noqa: E402
 from m3i_modular.convert.tencentpretrain_state import convert_state  # noqa: E402
@@ -62,7 +62,7 @@ def build_recipe(args, notes=None) -> dict:
 
 def convert_checkpoint(recipe: dict, checkpoint: str, output: str) -> dict:
     """Write our checkpoint from a TencentPretrain one; return the report."""
-    from m3i_modular.model import build_model
+    from m3i_modular.recipe.model import build_model
     model = build_model(recipe["model"], recipe.get("shared"), seed=0)
     state = model.state_dict()
     sd = torch.load(checkpoint, map_location="cpu", weights_only=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from m3i_modular.atomic import new_output_dir  # noqa: E402
+from m3i_modular.runtime.atomic import new_output_dir  # noqa: E402
 from m3i_modular.errors import ConfigError, entry_point  # noqa: E402
 
 FORMATS = ("timm", "open_clip", "hf_vit")
@@ -47,7 +47,7 @@ def export(checkpoint: str, output: str, fmt: str = "timm", eos_id: int | None =
     """Write the export; return what describes it (timm kwargs, open_clip model_cfg, HF config)."""
     from safetensors.torch import save_file
 
-    from m3i_modular.atomic import atomic_path
+    from m3i_modular.runtime.atomic import atomic_path
     from m3i_modular.inference import load
 
     if fmt not in FORMATS:

@@ -11,7 +11,7 @@
 # Not here: DCNv3 against InternImage's own CUDA kernel needs an InternImage checkout
 # (github.com/OpenGVLab/InternImage, classification/ops_dcnv3) built on the GPU machine with its setup.py;
 # with one at $INTERNIMAGE, `python scripts/benchmark.py dcnv3 --dtype bf16` times ours against our reference
-# only (the InternImage side is not wired into benchmark_dcnv3.py yet).
+# only (the InternImage side is not wired into m3i_modular/bench/dcnv3.py yet).
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1

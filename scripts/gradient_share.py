@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from m3i_modular.config import import_plugins, load_config  # noqa: E402
+from m3i_modular.recipe.config import import_plugins, load_config  # noqa: E402
 from m3i_modular.errors import ConfigError, DataError, entry_point  # noqa: E402
 from m3i_modular.eval.gradients import average, objective_gradients  # noqa: E402
 

@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from m3i_modular.atomic import atomic_write_bytes  # noqa: E402
+from m3i_modular.runtime.atomic import atomic_write_bytes  # noqa: E402
 from m3i_modular.data.sources.synthetic_shapes import SyntheticShapes  # noqa: E402
 
 

@@ -7,10 +7,10 @@ import sys
 import torch
 import torch.distributed as dist
 
-from m3i_modular.config import load_config
-from m3i_modular.distributed import cleanup, init_distributed
+from m3i_modular.recipe.config import load_config
+from m3i_modular.runtime.distributed import cleanup, init_distributed
 from m3i_modular.run import build_optim, build_run
-from m3i_modular.trainer import Trainer, seed_everything
+from m3i_modular.training.trainer import Trainer, seed_everything
 
 
 def main(recipe: str, out: str, *sets: str) -> None:

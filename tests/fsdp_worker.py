@@ -9,10 +9,10 @@ import torch
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 from torch.utils._pytree import tree_map
 
-from m3i_modular.config import load_config
-from m3i_modular.distributed import cleanup, init_distributed
+from m3i_modular.recipe.config import load_config
+from m3i_modular.runtime.distributed import cleanup, init_distributed
 from m3i_modular.run import build_optim, build_run
-from m3i_modular.trainer import Trainer, seed_everything
+from m3i_modular.training.trainer import Trainer, seed_everything
 
 
 def full_state(trainer) -> dict:

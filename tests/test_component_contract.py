@@ -11,9 +11,9 @@ from torch import nn
 from m3i_modular.errors import ConfigError
 from m3i_modular.interfaces import (Borrowed, Decoder, Embedding, Encoded, Selection, Tokens, conforms,
                                     contract_problems)
-from m3i_modular.model import build_model
+from m3i_modular.recipe.model import build_model
 from m3i_modular.registry import Registry, build
-from m3i_modular.selection import gather_needs, select
+from m3i_modular.selectors.selection import gather_needs, select
 
 TINY = {"embedding": {"type": "patch", "image_size": 16, "patch_size": 4, "dim": 32},
         "encoder": {"type": "transformer", "layers": 1, "heads": 2, "dim": 32},

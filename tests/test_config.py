@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from m3i_modular.config import apply_set, deep_merge, load_config
+from m3i_modular.recipe.config import apply_set, deep_merge, load_config
 from m3i_modular.errors import ConfigError
 
 MINI = {"model": {"embedding": {"type": "patch", "image_size": 16, "patch_size": 4, "dim": 32},

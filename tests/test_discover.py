@@ -8,7 +8,8 @@ import re
 import pytest
 
 from cli_utils import REPO
-from m3i_modular import discover, registry
+from m3i_modular.recipe import discover
+from m3i_modular import registry
 from m3i_modular.cli import main
 from m3i_modular.registry import DECODERS, TARGETS, Registry, keyword_params
 

@@ -8,9 +8,9 @@ from torch import nn
 
 from cli_utils import TINY_MAE, read_metrics, run_cli
 from m3i_modular.encoders.transformer import TransformerEncoder
-from m3i_modular.flops import count_forward, step_flops
+from m3i_modular.training.flops import count_forward, step_flops
 from m3i_modular.interfaces import Tokens
-from m3i_modular.peaks import cpu_flops_per_cycle, gpu_peak
+from m3i_modular.runtime.peaks import cpu_flops_per_cycle, gpu_peak
 
 
 class Towers(nn.Module):
@@ -70,8 +70,8 @@ def test_counting_changes_nothing():
 def test_m3i_forward_only_share_is_the_ema_tower(tmp_path):
     """M3I at tiny size (monitors off): without gradient run the EMA tower's passes over the two target views
     and UniGrad's second moment C = T^T T of each dense objective (2 x rows x L x D^2), nothing else."""
-    from m3i_modular.config import load_config
-    from m3i_modular.flops import sample_batch
+    from m3i_modular.recipe.config import load_config
+    from m3i_modular.training.flops import sample_batch
     from m3i_modular.run import build_run
     sets = ["model.encoder.layers=2", "train.batch_size=8"] + [
         f"model.objectives.{o}.target.{k}=false" for o in ("intra_view", "inter_view")

@@ -60,6 +60,6 @@ def test_fsdp_matches_ddp_and_resumes_on_another_world_size(tmp_path):
     for step in one:  # 1 x B after the resume equals 2 x B/2 (as DDP does)
         assert abs(one[step] - fsdp[step]) < 1e-5, (step, one[step], fsdp[step])
 
-    from m3i_modular.checkpoint import load_tensors, resolve_checkpoint
+    from m3i_modular.training.checkpoint import load_tensors, resolve_checkpoint
     assert resolve_checkpoint(str(ckpt)) == str(ckpt)
     _assert_equal_state(load_tensors(str(ckpt), "model"), saved["model"])

@@ -1,4 +1,5 @@
-"""The package's layout: no import circles, every module imports on its own, no file over 400 lines.
+"""The package's layout: which modules sit at the top, which folder may import which, no import circles,
+every module imports on its own, no file over 400 lines, thin entry points in scripts/ and finetune/.
 
 The import graph is read statically with `ast`: every `import` / `from ... import` in a module of m3i_modular, at
 any nesting level (inside functions and `if TYPE_CHECKING:` too), relative imports resolved. `from p import x`
@@ -16,6 +17,27 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "m3i_modular"
 MAX_LINES = 400
 LINE_LIMITED = ("m3i_modular", "finetune", "scripts")
+ENTRY_POINT_DIRS, ENTRY_POINT_LINES = ("finetune", "scripts"), 120
+
+# The contract every component uses, and the entry points' code: nothing else sits at the package's top.
+TOP_LEVEL = {"__init__", "interfaces", "registry", "errors", "cli", "run", "inference"}
+COMPONENTS = ("embeddings", "encoders", "target_embeddings", "decoders", "targets", "batch_transforms", "selectors",
+              "layers", "ops")
+ENTRY = ("cli", "run", "inference")
+# (folders, what they must not import, why): the layering of docs/ARCHITECTURE.md, "Where each thing lives"
+FORBIDDEN = [
+    (("recipe",), ("training", "eval", "convert", "preprocess", "study", "bench", "eval_cli") + ENTRY,
+     "a recipe is read, checked and built before any loop, evaluation or entry point exists"),
+    (COMPONENTS, ("recipe", "training", "data", "eval", "convert", "preprocess", "study", "bench", "eval_cli") + ENTRY,
+     "a component imports only the contract (interfaces, registry, errors), layers/, ops/, runtime/ and other "
+     "components, so a new method is one file"),
+    (("training",), ("eval", "convert", "preprocess", "study", "bench", "eval_cli") + ENTRY,
+     "the loop knows no evaluation, converter or entry point: they are handed to it"),
+    (("data",), ("training", "eval", "convert", "preprocess", "study", "bench", "eval_cli") + ENTRY,
+     "what runs in the loader is built from the recipe alone"),
+    (("eval", "convert", "preprocess"), ("study", "bench", "eval_cli") + ENTRY,
+     "study/, bench/, eval_cli/ and the entry points sit on top"),
+]
 
 
 def _py_files(top):
@@ -244,3 +266,82 @@ def test_no_file_over_400_lines():
             if n > MAX_LINES:
                 long_files.append(f"{os.path.relpath(path, REPO)}: {n} lines")
     assert not long_files, f"files over {MAX_LINES} lines:\n" + "\n".join(long_files)
+
+
+def _top(module):
+    """m3i_modular.training.trainer -> training; m3i_modular.cli -> cli; m3i_modular -> __init__."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def test_only_the_contract_and_the_entry_points_sit_at_the_top():
+    top = sorted(os.path.basename(p)[:-3] for p in os.listdir(os.path.join(REPO, PACKAGE))
+                 if p.endswith(".py"))
+    extra = sorted(set(top) - TOP_LEVEL)
+    assert not extra, (f"modules at m3i_modular's top besides {sorted(TOP_LEVEL)}: {extra}; move each into the "
+                       "subpackage that names its part (recipe/, training/, runtime/, ...)")
+
+
+def test_subpackages_import_only_downwards():
+    graph, _ = import_graph()
+    problems = []
+    for mod, edges in sorted(graph.items()):
+        for folders, forbidden, why in FORBIDDEN:
+            if _top(mod) not in folders:
+                continue
+            for target, line in sorted(edges.items()):
+                if _top(target) in forbidden:
+                    problems.append(f"{mod} imports {target} (line {line}): {why}")
+    assert not problems, "imports against the layering:\n" + "\n".join(problems)
+
+
+def test_runtime_imports_nothing_of_ours_but_errors():
+    graph, _ = import_graph()
+    problems = [f"{mod} imports {target} (line {line})" for mod, edges in sorted(graph.items())
+                if _top(mod) == "runtime" for target, line in sorted(edges.items())
+                if _top(target) not in ("runtime", "errors")]
+    assert not problems, "runtime/ (the process and the device) is the bottom layer:\n" + "\n".join(problems)
+
+
+def test_study_bench_and_eval_cli_are_imported_by_nothing_in_the_package():
+    graph, _ = import_graph()
+    problems = [f"{mod} imports {target} (line {line})" for mod, edges in sorted(graph.items())
+                for target, line in sorted(edges.items())
+                if _top(target) in ("study", "bench", "eval_cli") and _top(mod) != _top(target)]
+    assert not problems, "study/, bench/ and eval_cli/ sit on top of the library:\n" + "\n".join(problems)
+
+
+def test_every_subpackage_says_what_belongs_there():
+    missing = []
+    for name in sorted(os.listdir(os.path.join(REPO, PACKAGE))):
+        init = os.path.join(REPO, PACKAGE, name, "__init__.py")
+        if os.path.isfile(init):
+            with open(init, encoding="utf-8") as f:
+                doc = ast.get_docstring(ast.parse(f.read()))
+            if not doc or len(doc.split()) < 5:
+                missing.append(name)
+    assert not missing, f"subpackages whose __init__.py has no docstring saying what belongs there: {missing}"
+
+
+def _code_lines(path):
+    """Lines that are neither blank, comments nor the module docstring: what an entry point does."""
+    with open(path, encoding="utf-8") as f:
+        src = f.read()
+    tree = ast.parse(src)
+    doc_lines = set()
+    if tree.body and isinstance(tree.body[0], ast.Expr) and isinstance(getattr(tree.body[0], "value", None),
+                                                                      ast.Constant):
+        doc_lines = set(range(tree.body[0].lineno, tree.body[0].end_lineno + 1))
+    return sum(1 for i, line in enumerate(src.splitlines(), 1)
+               if line.strip() and not line.strip().startswith("#") and i not in doc_lines)
+
+
+def test_entry_points_are_thin():
+    fat = []
+    for top in ENTRY_POINT_DIRS:
+        for path in _py_files(top):
+            n = _code_lines(path)
+            if n > ENTRY_POINT_LINES:
+                fat.append(f"{os.path.relpath(path, REPO)}: {n} lines of code")
+    assert not fat, (f"entry points over {ENTRY_POINT_LINES} lines of code (argument handling and a call; the logic "
+                     "belongs in the package: study/, bench/, eval_cli/, convert/):\n" + "\n".join(fat))

@@ -10,12 +10,12 @@ import torch
 from torch import nn
 
 from cli_utils import TINY_MAE, read_metrics
-from m3i_modular.distributed import DistEnv
-from m3i_modular.loggers import WANDB_ID_FILE
+from m3i_modular.runtime.distributed import DistEnv
+from m3i_modular.training.loggers import WANDB_ID_FILE
 from m3i_modular.registry import LOGGERS, build
-from m3i_modular.schedules import Schedule
-from m3i_modular.sections import ScheduleConfig, TrainConfig
-from m3i_modular.trainer import Trainer
+from m3i_modular.training.schedules import Schedule
+from m3i_modular.recipe.sections import ScheduleConfig, TrainConfig
+from m3i_modular.training.trainer import Trainer
 
 try:
     import wandb

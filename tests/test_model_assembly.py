@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from m3i_modular.config import load_config
-from m3i_modular.model import build_model
+from m3i_modular.recipe.config import load_config
+from m3i_modular.recipe.model import build_model
 from m3i_modular.run import build_run
 from m3i_modular.target_embeddings.basic import patchify
 from m3i_modular.targets.reduce import masked_mean

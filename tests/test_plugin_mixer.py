@@ -15,7 +15,7 @@ PLUGIN = textwrap.dedent('''
 
     from m3i_modular.interfaces import Selection
     from m3i_modular.registry import BATCH_TRANSFORMS, DECODERS, SELECTORS
-    from m3i_modular.selection import role_selection
+    from m3i_modular.selectors.selection import role_selection
 
 
     @BATCH_TRANSFORMS.register("cutmix_boxes")

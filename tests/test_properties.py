@@ -13,10 +13,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from m3i_modular.checkpoint import read_tensor_file
-from m3i_modular.config import apply_set, load_config
+from m3i_modular.training.checkpoint import read_tensor_file
+from m3i_modular.recipe.config import apply_set, load_config
 from m3i_modular.errors import ConfigError, DataError
-from m3i_modular.sections import TrainConfig
+from m3i_modular.recipe.sections import TrainConfig
 
 # derandomized (the same examples in every CI run) and no example database written into the checkout
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None,

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from cli_utils import REPO, TINY_MAE, read_metrics, run_cli
-from m3i_modular import checkpoint as ckpt
+from m3i_modular.training import checkpoint as ckpt
 from m3i_modular.errors import OutputError
 
 SETS = TINY_MAE + ["train.log_every=1", "train.save_every=2", "train.keep_last=0", "train.precision=fp32",

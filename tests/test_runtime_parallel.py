@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from cli_utils import TINY_MAE, run_cli
-from m3i_modular.parallel import blocks, compile_blocks, set_activation_checkpointing
-from m3i_modular.runtime import plan_threads, set_sdpa_backend
+from m3i_modular.runtime.parallel import blocks, compile_blocks, set_activation_checkpointing
+from m3i_modular.runtime.threads import plan_threads, set_sdpa_backend
 
 
 def test_thread_plan():
@@ -42,8 +42,8 @@ def test_sdpa_backend_pinning():
 
 
 def _tiny_mae():
-    from m3i_modular.config import load_config
-    from m3i_modular.flops import sample_batch
+    from m3i_modular.recipe.config import load_config
+    from m3i_modular.training.flops import sample_batch
     from m3i_modular.run import build_run
     run = build_run(load_config("models/mae_vit.json", overrides=TINY_MAE))
     return run.model, sample_batch(run.dataset, run.collate, 4)

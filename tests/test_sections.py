@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from m3i_modular import optim as _optim, schedules  # noqa: F401  (register the optimizers and schedules)
-from m3i_modular.config import load_config
+from m3i_modular.training import optim as _optim, schedules  # noqa: F401  (register the optimizers and schedules)
+from m3i_modular.recipe.config import load_config
 from m3i_modular.errors import ConfigError
 from m3i_modular.run import build_run
-from m3i_modular.sections import (DataConfig, EvalConfig, ModelConfig, ObjectiveConfig, OptimConfig, Recipe,
+from m3i_modular.recipe.sections import (DataConfig, EvalConfig, ModelConfig, ObjectiveConfig, OptimConfig, Recipe,
                                   ScheduleConfig, TrainConfig)
 
 from test_config import MINI

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from cli_utils import REPO, TINY_MAE, read_metrics, run_cli
-from m3i_modular.precision import cpu_flags, resolve_precision
+from m3i_modular.runtime.precision import cpu_flags, resolve_precision
 
 
 @pytest.mark.parametrize("flags, want", [({"sse4_2", "avx2", "fma"}, "fp32"), ({"avx512f", "avx512_bf16"}, "fp32"),

@@ -8,12 +8,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from m3i_modular.checkpoint import rng_state, set_rng_state
-from m3i_modular.distributed import DistEnv
-from m3i_modular.sections import ScheduleConfig, TrainConfig
-from m3i_modular.schedules import Schedule
+from m3i_modular.training.checkpoint import rng_state, set_rng_state
+from m3i_modular.runtime.distributed import DistEnv
+from m3i_modular.recipe.sections import ScheduleConfig, TrainConfig
+from m3i_modular.training.schedules import Schedule
 from m3i_modular.targets.reduce import masked_mean
-from m3i_modular.trainer import Trainer
+from m3i_modular.training.trainer import Trainer
 
 
 class Toy(nn.Module):

@@ -15,7 +15,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..interfaces import Encoded, Selection
 from ..registry import BATCH_TRANSFORMS, SELECTORS, config_error
-from ..selection import role_selection, stack_rows
+from ..selectors.selection import role_selection, stack_rows
 
 
 def block_owner_map(batch: int, grid: Tuple[int, int], block: int, n_b: int, *,

@@ -5,4 +5,5 @@
     timm_vit.py, open_clip.py, hf_vit.py, hf_bert.py     one format each: its table, import and export
     pretrained.py            --init-from: recognise a path's format, return its tensors under our names
     tencentpretrain.py (+ _state.py)     TencentPretrain configs and checkpoints -> ours
+    internimage.py           upstream InternImage-T/S/B classification checkpoints -> ours
 """

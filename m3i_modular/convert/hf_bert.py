@@ -9,8 +9,8 @@ from typing import Dict
 
 import torch
 
-from ..atomic import new_output_dir
-from ..checkpoint import load_config_json, load_tensors, resolve_checkpoint, run_metadata, save_checkpoint
+from ..runtime.atomic import new_output_dir
+from ..training.checkpoint import load_config_json, load_tensors, resolve_checkpoint, run_metadata, save_checkpoint
 from ..errors import ConfigError
 from .bert_recipe import bert_model_config, bert_recipe
 
@@ -95,7 +95,7 @@ def _hf_sizes(cfg: dict) -> dict:
 def hf_to_ours(hf_dir: str, out_dir: str) -> str:
     """Write our checkpoint (out_dir/step_00000000 + latest) from a HF BERT directory; return its path."""
     from ..data import tokenizers  # noqa: F401  (registration)
-    from ..model import build_model
+    from ..recipe.model import build_model
     from ..registry import TOKENIZERS, build
     try:
         with open(os.path.join(hf_dir, "config.json")) as f:

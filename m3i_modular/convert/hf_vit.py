@@ -14,7 +14,7 @@ from typing import Dict, Set, Tuple
 import torch
 from torch import nn
 
-from ..atomic import new_output_dir
+from ..runtime.atomic import new_output_dir
 from ..errors import ConfigError
 from .keys import count_layers, entry, expand, from_canonical, params, to_canonical
 from .tower import image_to_canonical

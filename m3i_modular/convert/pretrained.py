@@ -18,7 +18,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import nn
 
-from .. import checkpoint as ckpt
+from ..training import checkpoint as ckpt
 from ..errors import ConfigError
 
 _OPEN_CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",

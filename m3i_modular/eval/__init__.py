@@ -1,6 +1,7 @@
 """Evaluation of frozen features: extraction, data selection (user data, stratified subsets), linear and
 low-label probes, weighted k-NN, the dense probe (mIoU), zero-shot and retrieval (image and audio against
-text), and the training-time monitor. The entry points live in finetune/ (eval_common.py and run_*.py).
+text), and the training-time monitor. The entry points live in finetune/ (run_*.py), their code in
+m3i_modular/eval_cli/.
 
 This package never imports m3i_modular.inference (which imports it): functions take a loaded model."""
 from .dense_probe import dense_probe

@@ -19,7 +19,7 @@ from ..data.views.pipeline import apply_view, view_field
 from ..errors import ConfigError, DataError
 from ..interfaces import QUERY, needs_of
 from ..registry import TRANSFORMS, build, config_path, nearest
-from ..selection import select
+from ..selectors.selection import select
 from .retrieval import cosine_similarity, distinct_texts, paired_retrieval, zero_shot_predict
 
 TRAIN_ONLY = ("specaugment",)

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import ConfigError
 from ..interfaces import TargetOut, needs_of
-from ..selection import gather_needs, select
+from ..selectors.selection import gather_needs, select
 from .sources import class_names
 
 OBJECTIVE = "classify"
@@ -62,7 +62,7 @@ def input_view(cfg: dict) -> Tuple[int, Optional[dict]]:
 def tower_layout(cfg: dict) -> Tuple[int, List[str]]:
     """(encoder output dim, the encoder's block prefixes in order), from the recipe's model built on the
     meta device (no memory, no init cost)."""
-    from ..model import build_model
+    from ..recipe.model import build_model
     with torch.device("meta"):
         model = build_model(cfg["model"], cfg.get("shared"), seed=0)
     blocks: List[str] = []

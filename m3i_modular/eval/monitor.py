@@ -8,7 +8,7 @@ metrics.jsonl as `knn_acc`. The images are rendered once and kept, so each call 
 """
 from typing import Any, Dict, List, Optional
 
-from ..sections import EvalConfig, TrainConfig
+from ..recipe.sections import EvalConfig, TrainConfig
 from .features import build_split_source, extract_features, load_split
 from .knn import knn_accuracy
 from .transform import eval_transform

@@ -1,3 +1,7 @@
+"""Building blocks the components share: attention (torch SDPA), transformer blocks, MLP, drop-path and
+position helpers. Registers nothing.
+
+Imports only errors and runtime/; never a component family, recipe/ or training/."""
 from .attention import Attention
 from .block import TransformerBlock
 from .drop_path import DropPath

@@ -16,7 +16,7 @@ import os
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from ..errors import ConfigError, DataError
-from ..atomic import atomic_dir, atomic_write_text
+from ..runtime.atomic import atomic_dir, atomic_write_text
 from ..data.audio import AUDIO_EXTS, Audio, decode_audio, encode_wav
 from .tar_writer import ShardWriter
 

@@ -21,7 +21,7 @@ import os
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from ..errors import ConfigError, DataError, library_message
-from ..atomic import atomic_dir, atomic_write_text
+from ..runtime.atomic import atomic_dir, atomic_write_text
 from .tar_writer import ShardWriter, write_index
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")

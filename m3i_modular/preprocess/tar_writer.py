@@ -10,7 +10,7 @@ import os
 import tarfile
 from typing import Dict, List, Optional
 
-from ..atomic import atomic_path, atomic_write_text, file_sha256
+from ..runtime.atomic import atomic_path, atomic_write_text, file_sha256
 from ..data.sources.tar_index import INDEX_SUFFIX, INDEX_VERSION, ShardIndex, truncation_error
 
 

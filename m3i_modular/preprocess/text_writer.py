@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
 
-from ..atomic import atomic_dir
+from ..runtime.atomic import atomic_dir
 from ..errors import DataError
 from ..data.sources.token_store import SHARD_VERSION, token_dtype
 from ..data.tokenizers import Tokenizer, tokenizer_from_dir

@@ -5,7 +5,7 @@ import os
 import re
 
 from ..errors import DataError
-from ..atomic import atomic_dir
+from ..runtime.atomic import atomic_dir
 from ..data.tokenizers import CharTokenizer, SentencePieceTokenizer, train_sentencepiece
 
 

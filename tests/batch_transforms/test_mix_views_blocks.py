@@ -4,7 +4,7 @@ import torch
 from m3i_modular.batch_transforms.mix_views import MixViews, block_owner_map
 from m3i_modular.errors import ConfigError
 from m3i_modular.interfaces import Encoded, Tokens
-from m3i_modular.selection import select
+from m3i_modular.selectors.selection import select
 
 
 def _batch(b=6, size=16):

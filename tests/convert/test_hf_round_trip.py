@@ -8,13 +8,13 @@ import torch
 
 from cli_utils import load_script
 from convert_utils import perturb
-from m3i_modular import checkpoint as ckpt
+from m3i_modular.training import checkpoint as ckpt
 from m3i_modular.cli import init_from
 from m3i_modular.convert.bert_recipe import bert_model_config
 from m3i_modular.convert.hf_vit import model_section, to_hf_vit
 from m3i_modular.convert.pretrained import detect_format
 from m3i_modular.errors import ConfigError
-from m3i_modular.model import build_model
+from m3i_modular.recipe.model import build_model
 
 transformers = pytest.importorskip("transformers")
 

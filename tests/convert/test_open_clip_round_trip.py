@@ -10,13 +10,13 @@ import torch
 
 from cli_utils import REPO, load_script
 from convert_utils import perturb
-from m3i_modular import checkpoint as ckpt
+from m3i_modular.training import checkpoint as ckpt
 from m3i_modular.cli import init_from
 from m3i_modular.convert.open_clip import model_section, to_open_clip
 from m3i_modular.convert.pretrained import detect_format
 from m3i_modular.errors import ConfigError
 from m3i_modular.interfaces import Selection
-from m3i_modular.model import build_model
+from m3i_modular.recipe.model import build_model
 
 open_clip = pytest.importorskip("open_clip")
 

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from m3i_modular import checkpoint as ckpt
+from m3i_modular.training import checkpoint as ckpt
 from m3i_modular.convert.pretrained import detect_format, load_pretrained
 from m3i_modular.errors import ConfigError
-from m3i_modular.model import build_model
+from m3i_modular.recipe.model import build_model
 
 SECTION = {"embedding": {"type": "patch", "image_size": 8, "patch_size": 4, "dim": 16},
            "encoder": {"type": "transformer", "layers": 1, "heads": 2, "dim": 16},

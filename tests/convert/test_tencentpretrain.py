@@ -8,11 +8,11 @@ import sys
 import pytest
 import torch
 
-from m3i_modular import checkpoint as ckpt
+from m3i_modular.training import checkpoint as ckpt
 from m3i_modular.convert.tencentpretrain import convert_config
 from m3i_modular.errors import ConfigError
 from m3i_modular.interfaces import Selection
-from m3i_modular.model import build_model
+from m3i_modular.recipe.model import build_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(os.path.dirname(os.path.dirname(HERE)), "scripts")]

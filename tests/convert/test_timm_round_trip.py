@@ -12,7 +12,7 @@ from m3i_modular.cli import init_from
 from m3i_modular.convert.pretrained import detect_format
 from m3i_modular.convert.timm_vit import to_timm_vit
 from m3i_modular.errors import ConfigError
-from m3i_modular.model import build_model
+from m3i_modular.recipe.model import build_model
 
 timm_vit = pytest.importorskip("timm.models.vision_transformer")
 

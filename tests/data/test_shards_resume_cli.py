@@ -8,7 +8,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # --import-mode=importlib: reach the helper
 from shard_fixtures import tiny_recipe, write_shards  # noqa: E402
 
-import m3i_modular.trainer as trainer_mod  # noqa: E402
+import m3i_modular.training.trainer as trainer_mod  # noqa: E402
 from m3i_modular.cli import main  # noqa: E402
 
 REAL_MOVE = trainer_mod.move

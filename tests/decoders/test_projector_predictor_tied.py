@@ -5,7 +5,7 @@ import torch
 
 from m3i_modular.errors import ConfigError
 from m3i_modular.interfaces import Selection
-from m3i_modular.model import build_model
+from m3i_modular.recipe.model import build_model
 
 EMB = {"type": "patch", "image_size": 16, "patch_size": 4, "dim": 32, "pos": "sincos"}
 ENC = {"type": "transformer", "layers": 1, "heads": 2, "dim": 32}

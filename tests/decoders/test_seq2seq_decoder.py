@@ -6,7 +6,7 @@ import torch
 
 from m3i_modular.convert.tencentpretrain import convert_config
 from m3i_modular.interfaces import Selection
-from m3i_modular.model import build_model
+from m3i_modular.recipe.model import build_model
 from m3i_modular.registry import DECODERS, build
 
 V = 50

@@ -2,7 +2,7 @@
 import torch
 
 from m3i_modular.embeddings.speech import SpeechEmbedding
-from m3i_modular.model import build_model
+from m3i_modular.recipe.model import build_model
 from m3i_modular.registry import build_context
 from m3i_modular.target_embeddings.frames import StackedFrames, stack_frames
 

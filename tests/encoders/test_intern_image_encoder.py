@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from m3i_modular.errors import ConfigError
-from m3i_modular.model import build_model
+from m3i_modular.recipe.model import build_model
 from m3i_modular.registry import EMBEDDINGS, ENCODERS, build
 
 TINY = {"type": "intern_image", "channels": 8, "depths": [1, 1, 1, 1], "groups": [1, 2, 4, 8]}

@@ -11,12 +11,12 @@ from torch import nn
 
 from m3i_modular import inference
 from m3i_modular.cli import main as pretrain_main
-from m3i_modular.config import load_config
-from m3i_modular.distributed import DistEnv
+from m3i_modular.recipe.config import load_config
+from m3i_modular.runtime.distributed import DistEnv
 from m3i_modular.errors import ConfigError, DataError
 from m3i_modular.interfaces import TargetOut
 from m3i_modular.run import build_optim, build_run
-from m3i_modular.trainer import Trainer
+from m3i_modular.training.trainer import Trainer
 
 from tiny_recipe import RECIPE, TINY, tiny_args  # noqa: E402  (tests/eval is on sys.path via conftest)
 

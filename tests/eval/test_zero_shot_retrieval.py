@@ -3,7 +3,7 @@ R@1 = 1; duplicate captions are one candidate; the image-text objective and its 
 model; recall@K on a hand-made similarity matrix."""
 import torch
 
-from m3i_modular.config import load_config
+from m3i_modular.recipe.config import load_config
 from m3i_modular.eval import zero_shot as zs
 from m3i_modular.eval.retrieval import class_embeddings, paired_retrieval, recall_at_k, zero_shot_predict
 from m3i_modular.inference import Pretrained

@@ -14,11 +14,11 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from cli_utils import load_script, read_metrics, run_cli  # noqa: E402
 
-from m3i_modular.config import load_config  # noqa: E402
+from m3i_modular.recipe.config import load_config  # noqa: E402
 from m3i_modular.eval.finetune import finetune_recipe, layer_decay_rules, topk_accuracy  # noqa: E402
-from m3i_modular.model import build_model  # noqa: E402
-from m3i_modular.optim import build_optimizer  # noqa: E402
-from m3i_modular.sections import OptimConfig  # noqa: E402
+from m3i_modular.recipe.model import build_model  # noqa: E402
+from m3i_modular.training.optim import build_optimizer  # noqa: E402
+from m3i_modular.recipe.sections import OptimConfig  # noqa: E402
 
 PLUGIN = os.path.join(HERE, "solid_colours.py")
 TINY = ["train.total_steps=3", "train.batch_size=8", "train.num_workers=0", "train.precision=fp32",

@@ -17,10 +17,11 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "finetune"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "recipes"))
 
-from run_classifier import main as classifier_main, run  # noqa: E402
+from run_classifier import main as classifier_main  # noqa: E402  (the command line)
 from textlm_helpers import TINY, make_corpus  # noqa: E402
 
 from m3i_modular.cli import main as pretrain_main  # noqa: E402
+from m3i_modular.eval_cli.classifier import run  # noqa: E402
 from m3i_modular.preprocess.synthetic_text import write_classification  # noqa: E402
 
 GRAMMAR = {"topics": 2, "nouns": 60, "verbs": 15}

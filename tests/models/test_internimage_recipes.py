@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from m3i_modular.config import load_config
+from m3i_modular.recipe.config import load_config
 from m3i_modular.run import build_run
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -53,7 +53,7 @@ def test_supervised_base_has_the_paper_parameter_count(size, sets, millions):
 
 
 def _m3i_components():
-    from m3i_modular import model  # noqa: F401  (registers what the spine imports)
+    from m3i_modular.recipe import model  # noqa: F401  (registers what the spine imports)
     from m3i_modular.registry import BATCH_TRANSFORMS, TARGET_EMBEDDINGS
     return "mix_views" in BATCH_TRANSFORMS and "momentum" in TARGET_EMBEDDINGS
 

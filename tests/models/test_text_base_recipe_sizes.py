@@ -5,7 +5,7 @@ import os
 
 import torch
 
-from m3i_modular.model import build_model
+from m3i_modular.recipe.model import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -28,7 +28,7 @@ def tiny_overrides(name: str, cfg: dict) -> list:
 
 
 def tiny_config(name: str) -> dict:
-    from m3i_modular.config import load_config
+    from m3i_modular.recipe.config import load_config
     path = os.path.join(ROOT, "models", f"{name}.json")
     return load_config(path, overrides=tiny_overrides(name, load_config(path)))
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from m3i_modular.interfaces import Selection
-from m3i_modular.model import build_model
+from m3i_modular.recipe.model import build_model
 from m3i_modular.run import build_optim, build_run
 
 sys.path.insert(0, os.path.dirname(__file__))

@@ -149,7 +149,7 @@ def _family(cfg):
 
 def tiny_overrides(path, ctx):
     """--set assignments that shrink the recipe at `path` to tiny size."""
-    from m3i_modular.config import load_config
+    from m3i_modular.recipe.config import load_config
     cfg = load_config(path)
     family = _family(cfg)
     if family not in FAMILIES:
@@ -185,7 +185,7 @@ def corpus_maker(tmp_path_factory):
 
 
 def _train_tiny(path, out, ctx):
-    from m3i_modular.config import load_config
+    from m3i_modular.recipe.config import load_config
     sets = tiny_overrides(path, ctx)
     cfg = load_config(path, overrides=sets)
     _assert_tiny(cfg)
@@ -209,7 +209,7 @@ def _train_tiny(path, out, ctx):
 
 
 def _build_on_meta(path):
-    from m3i_modular.config import load_config
+    from m3i_modular.recipe.config import load_config
     from m3i_modular.run import build_run, parameter_table
     cfg = load_config(path)
     cfg.pop("tokenizer", None)  # the tokenizer is the user's data (a vocabulary file), not part of the model

@@ -4,8 +4,8 @@ import os
 import pytest
 import torch
 
-from m3i_modular.config import load_config
-from m3i_modular.model import build_model
+from m3i_modular.recipe.config import load_config
+from m3i_modular.recipe.model import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RECIPE = os.path.join(ROOT, "models", "m3i_vit.json")

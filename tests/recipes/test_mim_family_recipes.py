@@ -4,8 +4,8 @@ import os
 
 import torch
 
-from m3i_modular.config import load_config
-from m3i_modular.model import build_model
+from m3i_modular.recipe.config import load_config
+from m3i_modular.recipe.model import build_model
 from m3i_modular.target_embeddings.basic import patchify
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

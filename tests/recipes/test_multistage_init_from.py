@@ -6,10 +6,10 @@ import re
 import torch
 
 from cli_utils import REPO, TINY_MAE, run_cli
-from m3i_modular import checkpoint as ckpt
+from m3i_modular.training import checkpoint as ckpt
 from m3i_modular.cli import init_from
-from m3i_modular.config import load_config
-from m3i_modular.model import build_model
+from m3i_modular.recipe.config import load_config
+from m3i_modular.recipe.model import build_model
 
 TINY_SUP = ["model.embedding.image_size=16", "model.embedding.dim=32", "model.encoder.dim=32",
             "model.encoder.layers=2", "model.encoder.heads=2", "data.sources.0.image_size=16",

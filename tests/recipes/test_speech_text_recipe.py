@@ -5,7 +5,7 @@ import torch
 
 import m3i_modular as m3i
 from cli_utils import read_metrics
-from m3i_modular.config import load_config
+from m3i_modular.recipe.config import load_config
 from m3i_modular.data.sources.synthetic_audio import SyntheticAudio
 from m3i_modular.eval.audio_text import audio_text_retrieval, zero_shot_classify
 from m3i_modular.inference import Pretrained

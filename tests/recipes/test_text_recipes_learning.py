@@ -11,12 +11,12 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from textlm_helpers import TINY, make_corpus  # noqa: E402
 
-from m3i_modular import checkpoint as ckpt  # noqa: E402
+from m3i_modular.training import checkpoint as ckpt  # noqa: E402
 from m3i_modular.cli import main as pretrain_main  # noqa: E402
 from m3i_modular.data.views.pipeline import collate  # noqa: E402
 from m3i_modular.data.sources.token_shards import TokenShardsSource  # noqa: E402
 from m3i_modular.data.sources.token_store import TokenShards  # noqa: E402
-from m3i_modular.model import build_model  # noqa: E402
+from m3i_modular.recipe.model import build_model  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BERT_TINY = TINY + ["model.embedding.segment.dim=32", "model.embedding.norm.dim=32"]

@@ -1,16 +1,18 @@
-"""scripts/benchmark_data.py end to end on a tiny shard recipe: the three numbers come out and make sense."""
+"""m3i_modular/bench/data.py (scripts/benchmark.py data) end to end on a tiny shard recipe: the three numbers
+come out and make sense."""
 import json
 import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "data"))
-from cli_utils import load_script  # noqa: E402
 from shard_fixtures import tiny_recipe, write_shards  # noqa: E402
+
+from m3i_modular.bench import data as bench_data  # noqa: E402
 
 
 def _script():
-    return load_script("scripts/benchmark_data.py")
+    return bench_data
 
 
 def test_benchmark_reports_loader_rates_demand_and_share(tmp_path, capsys):

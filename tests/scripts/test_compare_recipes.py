@@ -1,7 +1,7 @@
-"""scripts/compare_recipes.py: a 2-recipe x 2-seed study at tiny size runs end to end (pretraining, evaluations,
-per-cell results, table, chart) and a rerun recomputes nothing (asserted on markers and logs, not timing); a
-removed result is recomputed alone; an evaluation that says "not applicable" is recorded as n/a; entries,
-multi-stage step splits and the table's mean ± sd are checked on known values."""
+"""scripts/compare_recipes.py (m3i_modular/study/): a 2-recipe x 2-seed study at tiny size runs end to end
+(pretraining, evaluations, per-cell results, table, chart) and a rerun recomputes nothing (asserted on markers
+and logs, not timing); a removed result is recomputed alone; an evaluation that says "not applicable" is
+recorded as n/a; entries, multi-stage step splits and the table's mean ± sd are checked on known values."""
 import json
 import os
 import sys
@@ -12,11 +12,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from cli_utils import load_script, run_cli  # noqa: E402
-
-cr = load_script("scripts/compare_recipes.py")  # puts scripts/ on sys.path: its modules import by name
-import compare_recipes_plan as plan  # noqa: E402
-import compare_recipes_report as report  # noqa: E402
+from cli_utils import run_cli  # noqa: E402
+from m3i_modular.study import cli as cr, plan, report  # noqa: E402  (scripts/compare_recipes.py calls cr.main)
 
 TINY = ["train.num_workers=0", "train.precision=fp32", "train.save_every=0", "data.sources.0.num_samples=64",
         "model.encoder.layers=2", "model.encoder.dim=32", "model.embedding.dim=32"]

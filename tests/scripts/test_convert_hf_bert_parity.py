@@ -11,9 +11,9 @@ transformers = pytest.importorskip("transformers")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
-from m3i_modular import checkpoint as ckpt  # noqa: E402
+from m3i_modular.training import checkpoint as ckpt  # noqa: E402
 from m3i_modular.data.tokenizers import tokenizer_from_dir  # noqa: E402
-from m3i_modular.model import build_model  # noqa: E402
+from m3i_modular.recipe.model import build_model  # noqa: E402
 from convert_hf_bert import main as convert_main  # noqa: E402
 
 WORDS = ["the", "cat", "sat", "on", "mat", "dog", "##s", "run", "##ning", ",", ".", "!", "a", "uber", "hello"]  # "Über" must strip to "uber"

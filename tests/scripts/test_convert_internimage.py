@@ -1,6 +1,6 @@
-"""scripts/convert_internimage.py against the upstream InternImage-T key list (committed fixture), and a tiny
-end-to-end conversion whose values must arrive unchanged where --init-from puts them."""
-import importlib.util
+"""scripts/convert_internimage.py (m3i_modular/convert/internimage.py) against the upstream InternImage-T key
+list (committed fixture), and a tiny end-to-end conversion whose values must arrive unchanged where --init-from
+puts them."""
 import json
 import os
 import re
@@ -9,23 +9,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from cli_utils import load_script
 from m3i_modular.cli import init_from
-from m3i_modular.config import load_config
+from m3i_modular.convert import internimage
+from m3i_modular.recipe.config import load_config
 from m3i_modular.errors import DataError
-from m3i_modular.model import build_model
+from m3i_modular.recipe.model import build_model
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = Path(__file__).parent / "fixtures" / "internimage_t_1k_224_state_dict_shapes.json"
 
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("convert_internimage", ROOT / "scripts" / "convert_internimage.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-conv = _load_script()
+conv = internimage                                 # the key table and the checks
+cli = load_script("scripts/convert_internimage.py")  # the command line
 
 
 def _to_upstream(name: str) -> str:
@@ -85,7 +80,7 @@ def test_cli_round_trip_values_land_in_the_model(tmp_path):
             for k, v in model.state_dict().items()}
     torch.save({"model": {_to_upstream(k): v for k, v in ours.items()}}, tmp_path / "up.pth")
     out = tmp_path / "converted"
-    assert conv.main(["--input", str(tmp_path / "up.pth"), "--config", str(cfg_path), "--output", str(out)]) == 0
+    assert cli.main(["--input", str(tmp_path / "up.pth"), "--config", str(cfg_path), "--output", str(out)]) == 0
     fresh = build_model(cfg["model"], cfg.get("shared"), seed=1)
     report = init_from(fresh, str(out))
     assert report["skipped"] == [] and report["new"] == []
@@ -109,7 +104,7 @@ def test_unmapped_and_mismatched_tensors_are_one_line_errors(tmp_path, capsys):
     cfg_path = _tiny_cfg(tmp_path)
     torch.save({"model": {"patch_embed.conv1.weight": torch.zeros(1, 3, 3, 3)}}, tmp_path / "bad.pth")
     out = tmp_path / "never"
-    assert conv.main(["--input", str(tmp_path / "bad.pth"), "--config", str(cfg_path), "--output", str(out)]) == 2
+    assert cli.main(["--input", str(tmp_path / "bad.pth"), "--config", str(cfg_path), "--output", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
     assert not out.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".never")]

@@ -9,7 +9,7 @@ import torch
 from cli_utils import TINY_MAE, run_cli
 from m3i_modular.convert.timm_vit import to_timm_vit
 from m3i_modular.errors import ConfigError
-from m3i_modular.model import build_model
+from m3i_modular.recipe.model import build_model
 
 timm_vit = pytest.importorskip("timm.models.vision_transformer")
 

@@ -1,13 +1,15 @@
-"""scripts/plot_metrics.py: the curves of two runs land in one PNG (panels for loss, per-objective losses, lr
-and k-NN); matplotlib missing, a missing run or a bad --output are one line with exit code 2."""
+"""scripts/plot_metrics.py (m3i_modular/study/plot.py): the curves of two runs land in one PNG (panels for
+loss, per-objective losses, lr and k-NN); matplotlib missing, a missing run or a bad --output are one line
+with exit code 2."""
 import builtins
 import json
 
 import pytest
 
 from cli_utils import load_script
+from m3i_modular.study import plot
 
-plot_metrics = load_script("scripts/plot_metrics.py")
+plot_metrics = load_script("scripts/plot_metrics.py")  # the command line; the curves' logic is study/plot.py
 
 
 def _run(folder, objectives, knn=False, steps=12):
@@ -32,9 +34,9 @@ def test_two_runs_in_one_png(tmp_path, capsys):
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     assert "loss, objective losses, learning rate, k-NN accuracy; 2 run(s)" in capsys.readouterr().out
-    series = plot_metrics.read_series(str(a / "metrics.jsonl"))
+    series = plot.read_series(str(a / "metrics.jsonl"))
     assert series["loss"][-1] == (12, 0.1) and [s for s, _ in series["knn_acc"]] == [4, 8]  # step 12 relogged
-    assert plot_metrics.smooth([1.0, 3.0, 5.0], 2) == [1.0, 2.0, 4.0]
+    assert plot.smooth([1.0, 3.0, 5.0], 2) == [1.0, 2.0, 4.0]
 
 
 def test_mistakes_are_one_line_exit_2(tmp_path, capsys, monkeypatch):

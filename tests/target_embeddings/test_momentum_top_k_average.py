@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from m3i_modular.errors import ConfigError
-from m3i_modular.model import build_model
+from m3i_modular.recipe.model import build_model
 from m3i_modular.target_embeddings.momentum import instance_norm_tokens, top_k_average
 
 MODEL = {

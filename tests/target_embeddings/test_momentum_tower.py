@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from m3i_modular.model import build_model
+from m3i_modular.recipe.model import build_model
 
 MODEL = {
     "embedding": {"type": "patch", "image_size": 16, "patch_size": 4, "dim": 32},

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from m3i_modular.errors import ConfigError
-from m3i_modular.model import build_model
+from m3i_modular.recipe.model import build_model
 
 TEXT = {"type": "text_tower", "dim": 8,
         "embedding": {"word": {"type": "word", "vocab_size": 12, "dim": 16},

@@ -39,7 +39,7 @@ def global_batch(b: int = 8) -> dict:
 
 
 def grads(rank: int, world: int) -> dict:
-    from m3i_modular.model import build_model
+    from m3i_modular.recipe.model import build_model
     model = build_model(MODEL, SHARED, seed=0)
     batch = global_batch()
     n = batch["text"].shape[0] // world

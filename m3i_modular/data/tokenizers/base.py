@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
-from ...atomic import atomic_write_text
+from ...runtime.atomic import atomic_write_text
 
 META_FILE = "m3i_tokenizer.json"
 

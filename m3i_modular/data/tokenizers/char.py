@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from ...errors import DataError
 from ...registry import TOKENIZERS, config_error
-from ...atomic import atomic_write_text
+from ...runtime.atomic import atomic_write_text
 from .base import Tokenizer
 
 SPECIALS = ("[PAD]", "[UNK]", "[BOS]", "[EOS]", "[MASK]")  # ids 0..4 of every built vocabulary

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ...errors import DataError
 from ...registry import TOKENIZERS, config_error
-from ...atomic import atomic_write_bytes
+from ...runtime.atomic import atomic_write_bytes
 from .base import Tokenizer
 
 MASK_PIECES = ("<mask>", "[MASK]")  # the mask symbol, if the model was trained with one

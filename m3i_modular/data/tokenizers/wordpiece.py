@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ...errors import DataError
 from ...registry import TOKENIZERS, config_error
-from ...atomic import atomic_write_text
+from ...runtime.atomic import atomic_write_text
 from .base import Tokenizer
 
 # CJK Unified Ideographs blocks (not Hangul or kana, which BERT treats as ordinary letters).

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from ...errors import DataError
 from ...registry import DATASETS, TRANSFORMS, build, config_error, config_path
-from ...sections import DataConfig
+from ...recipe.sections import DataConfig
 from .. import sources as _sources  # noqa: F401  (registers the built-in sources)
 from . import audio_transforms as _audio_transforms  # noqa: F401  (registers the audio transforms)
 from . import maskers as _maskers  # noqa: F401  (registers the maskers)
