@@ -39,6 +39,7 @@ import torch  # noqa: E402
 from m3i_modular import checkpoint as ckpt  # noqa: E402
 from m3i_modular.config import import_plugins, load_config  # noqa: E402
 from m3i_modular.errors import ConfigError, DataError, entry_point  # noqa: E402
+from m3i_modular.eval.classes import match_classes  # noqa: E402
 from m3i_modular.eval.features import EvalData, frozen, mean_pooled, read_split  # noqa: E402
 from m3i_modular.eval.sources import (build_data_source, build_split_source, class_names,  # noqa: E402
                                       source_config, split_source_config)
@@ -78,6 +79,9 @@ def base_parser(prog: str, description: str, *, train_samples: Optional[int] = 2
     p.add_argument("--val-samples", type=int, default=val_samples,
                    help=f"samples of the held-out data (default {val_samples}; stratified by class)")
     p.add_argument("--eval-split", default="val", help="the recipe source's held-out split (default val)")
+    p.add_argument("--allow-class-mismatch", action="store_true", help="score the classes both sides name, "
+                   "matched by name, leaving out the others (reported); without it a class on one side only is an "
+                   "error")
     p.add_argument("--source", type=int, default=0, help="which of the recipe's data sources (default 0)")
     p.add_argument("--seed", type=int, default=0, help=f"{seed_help} (default 0)")
     p.add_argument("--crop-pct", type=float, default=1.0, help="eval resize = size / crop_pct (default 1.0)")
@@ -299,6 +303,9 @@ def _run(args, name, evaluate, check, applies, splits, primary) -> int:
     if reason is None:
         for which in splits:
             ctx.splits[which] = build_split(args, model, which)
+        if "train" in ctx.splits and "val" in ctx.splits:  # labels are class positions: match them by name
+            ctx.info.update(match_classes(ctx.splits["train"], ctx.splits["val"],
+                                          allow_mismatch=args.allow_class_mismatch))
         if applies is not None:
             reason = applies(ctx)
     if args.check:
