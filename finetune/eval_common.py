@@ -303,9 +303,6 @@ def _run(args, name, evaluate, check, applies, splits, primary) -> int:
     if reason is None:
         for which in splits:
             ctx.splits[which] = build_split(args, model, which)
-        if "train" in ctx.splits and "val" in ctx.splits:  # labels are class positions: match them by name
-            ctx.info.update(match_classes(ctx.splits["train"], ctx.splits["val"],
-                                          allow_mismatch=args.allow_class_mismatch))
         if applies is not None:
             reason = applies(ctx)
     if args.check:
@@ -331,7 +328,8 @@ def _run(args, name, evaluate, check, applies, splits, primary) -> int:
 
 
 def labels_reason(ctx: Context) -> Optional[str]:
-    """Why the data cannot be scored by class (no labels on a side), or None."""
+    """Why the data cannot be scored by class (no labels on a side; class names that differ between the sides,
+    without --allow-class-mismatch), or None; matched names renumber the held-out labels (eval/classes.py)."""
     from m3i_modular.eval.subsets import source_labels
     for which, s in ctx.splits.items():
         if s.first().get("label") is not None:
@@ -339,4 +337,10 @@ def labels_reason(ctx: Context) -> Optional[str]:
         labels = source_labels(s.source)
         if not labels or all(y is None for y in labels):
             return f"the {which} data ({s.data}) has no class labels"
+    if "train" in ctx.splits and "val" in ctx.splits:  # labels are class positions: match them by name
+        try:
+            ctx.info.update(match_classes(ctx.splits["train"], ctx.splits["val"],
+                                          allow_mismatch=ctx.args.allow_class_mismatch))
+        except ConfigError as e:
+            return e.message
     return None
