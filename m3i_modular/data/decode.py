@@ -15,6 +15,7 @@ counted by the reader, `data_skipped` in metrics.jsonl; an unreadable input of `
 from __future__ import annotations
 
 import io
+import warnings
 from typing import Tuple
 
 import numpy as np
@@ -35,21 +36,26 @@ def check_max_pixels(value) -> int:
     return int(value)
 
 
-def _pil_limit(max_pixels: int) -> None:
+def _open_header(data: bytes):
+    """Image.open (the header only) without PIL's own size check: ours is made on the header, with the
+    configured limit, and names it (PIL's would warn past MAX_IMAGE_PIXELS and refuse past twice it)."""
     from PIL import Image
-    # Our limit is checked on the header; PIL's own (a warning past MAX_IMAGE_PIXELS, an error past twice it)
-    # would otherwise answer first when a user raises ours above it
-    if Image.MAX_IMAGE_PIXELS is not None and (not max_pixels or max_pixels > Image.MAX_IMAGE_PIXELS):
-        Image.MAX_IMAGE_PIXELS = None
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS):
     """(the decoded, upright PIL image, its format, its mode as stored). DataError when the bytes are not a whole
     readable image or declare more than max_pixels pixels (checked before decoding)."""
-    from PIL import Image, ImageOps
-    _pil_limit(max_pixels)
+    from PIL import ImageOps
     try:
-        im = Image.open(io.BytesIO(data))  # reads the header only
+        im = _open_header(data)
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
         raise DataError(f"cannot decode image ({library_message(e)})") from None
     w, h = im.size
