@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from m3i_modular.eval_cli.common import base_parser, labels_reason, run_main  # noqa: E402
 from m3i_modular.errors import ConfigError  # noqa: E402
+from m3i_modular.eval.classes import refuse_meaningless  # noqa: E402
 from m3i_modular.eval.knn import knn_accuracy  # noqa: E402
 
 
@@ -26,6 +27,7 @@ def evaluate(ctx) -> dict:
     args = ctx.args
     train, held_out = ctx.features("train"), ctx.features("val")
     xtr, ytr, xva, yva = train.x, train.labels, held_out.x, held_out.labels
+    refuse_meaningless(ytr, k=args.k, names=ctx.splits["train"].class_names())  # one class; k > the training set
     c = int(max(ytr.max(), yva.max())) + 1
     acc = {k: knn_accuracy(xtr, ytr, xva, yva, k=k, temperature=args.temperature, num_classes=c) for k in args.k}
     out = {"knn_acc": acc[args.k[0]], "knn_k": args.k[0]}

@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from m3i_modular.eval_cli.common import (add_probe_fit_args, base_parser, check_probe_fit,  # noqa: E402
                                         labels_reason, run_main)
 from m3i_modular.errors import ConfigError, DataError  # noqa: E402
+from m3i_modular.eval.classes import refuse_meaningless  # noqa: E402
 from m3i_modular.eval.linear_probe import L2_GRID, linear_probe, low_label_probe  # noqa: E402
 
 
@@ -31,8 +32,7 @@ def evaluate(ctx) -> dict:
     args = ctx.args
     train, held_out = ctx.features("train"), ctx.features("val")
     xtr, ytr, xva, yva = train.x, train.labels, held_out.x, held_out.labels
-    if len(ytr) < 2:
-        raise DataError(f"the linear probe needs at least 2 labelled training samples, got {len(ytr)}")
+    refuse_meaningless(ytr, names=ctx.splits["train"].class_names())  # a probe of one class scores nothing
     c = int(max(ytr.max(), yva.max())) + 1
     kw = dict(val_fraction=args.val_fraction, l2_grid=L2_GRID if args.l2 is None else args.l2,
               max_iter=args.max_iter, seed=args.seed)

@@ -161,6 +161,8 @@ def _main(args: argparse.Namespace, argv: List[str]) -> int:
         trainer.extra_files = rundir.prepare(out, text, trainer.step, run.tokenizer)
         _announce(run, trainer, out, args, resume_from, warning, report, threads)
     last = trainer.train(stop_at=args.stop_at)
+    if env.is_main and trainer.skips.skipped:
+        print(trainer.skips.summary(), file=sys.stderr)  # never only in a file
     if trainer.stop_signal:
         if env.is_main:
             from .training.signals import signal_name

@@ -72,6 +72,8 @@ def _build_run(cfg: dict, *, world: int, with_data: bool, device: Optional[str])
         from .data.views.pipeline import PretrainDataset, build_views, collate
         views = build_views(cfg.get("views", {})) if cfg.get("views") else {}
         dataset = PretrainDataset(cfg["data"], views, tokenizer=tokenizer, seed=tc.seed)
+        from .data.metadata import check_text_data
+        check_text_data(model, dataset, tokenizer, cfg["model"])  # the shards' tokenizer and ids against the run's
         if device != "meta":
             validate.probe(cfg, model, dataset, collate)  # shape rules on real samples, before any step
     from .eval.monitor import build_monitors

@@ -6,6 +6,9 @@ changed). tests/test_bad_inputs.py runs each case; `python tests/test_bad_inputs
 A case is (kind, name, setup, expect, watch): setup(tmp) writes the inputs under tmp and returns the command
 line, e.g. ["pretrain.py", "--config", ...]; `watch` is the directory that must stay as it was ("run": the
 --output-dir, "prior": a finished run given to --resume, or a path under tmp).
+
+SKIPS are the bad inputs that are not fatal (one unreadable image among good ones, a bad row with
+--on-bad-row skip): exit 0, the count printed, and recorded where the run keeps its numbers.
 """
 import contextlib
 import hashlib
@@ -22,7 +25,7 @@ from typing import Callable, List
 
 import numpy as np
 
-from cli_utils import REPO, TINY_MAE, load_script
+from cli_utils import REPO, TINY_MAE, load_script, png_bomb
 
 MAE = os.path.join(REPO, "models", "mae_vit.json")
 BASE = TINY_MAE + ["train.total_steps=2", "train.save_every=1", "train.keep_last=2", "train.precision=fp32",
@@ -36,7 +39,7 @@ class Case:
     kind: str
     name: str
     setup: Callable[[str], List[str]]
-    expect: str
+    expect: object  # a fragment of the line, or a tuple of fragments it must all hold
     watch: str = "run"
 
 
@@ -369,7 +372,7 @@ def _(t):
     return ["preprocess.py", "images", "--folder", os.path.join(t, "imgs"), "--output", os.path.join(t, "out")]
 
 
-@_c("image folder", "preprocess images: list without the image column", "no 'image' value", "out")
+@_c("image folder", "preprocess images: list without the image column", "no 'image' column in the header", "out")
 def _(t):
     return ["preprocess.py", "images", "--list", write(os.path.join(t, "pairs.tsv"), "path\tcaption\na.jpg\tx\n"),
             "--output", os.path.join(t, "out")]
@@ -477,6 +480,170 @@ def _(t):
             "--sample-rate", "-1"]
 
 
+# -- data in, nothing silently lost (issue 28) -------------------------------------------------------------
+def colour_folders(root: str, classes, per_class: int = 4, size: int = 16) -> str:
+    """root/<class>/<i>.png, a solid colour per class (the same name always gets the same colour)."""
+    from PIL import Image
+    for name in classes:
+        os.makedirs(os.path.join(root, name), exist_ok=True)
+        colour = np.frombuffer(hashlib.sha256(name.encode()).digest()[:3], np.uint8)
+        for i in range(per_class):
+            Image.fromarray(np.broadcast_to(colour, (size, size, 3)).copy()).save(os.path.join(root, name, f"{i}.png"))
+    return root
+
+
+def images_cmd(t: str, *args: str) -> List[str]:
+    return ["preprocess.py", "images", *args, "--output", os.path.join(t, "out"), "--workers", "1", "--no-progress"]
+
+
+def pairs(t: str, data) -> str:
+    jpeg(os.path.join(t, "a.jpg"))
+    return write(os.path.join(t, "pairs.tsv"), data, "wb" if isinstance(data, bytes) else "w")
+
+
+_c("config", "JSON recipe with a key given twice", "duplicate key 'lr' in optim (lines 2 and 3)")(
+    lambda t: ["pretrain.py", "--config", recipe(t, f'{{"base": "{MAE}",\n "optim": {{"lr": 0.001,\n  "lr": 0.01}}}}'),
+               *sets(), "--output-dir", os.path.join(t, "run")])
+_c("config", "YAML recipe with a key given twice", "duplicate key 'total_steps' (lines 3 and 4)")(
+    lambda t: ["pretrain.py", "--config", recipe(t, f"base: {MAE}\ntrain:\n  total_steps: 3\n  total_steps: 4\n",
+                                                 "r.yaml"), *sets(), "--output-dir", os.path.join(t, "run")])
+_c("config", "negative max_image_pixels", "data.sources[0].max_image_pixels: max_image_pixels must be a whole number")(
+    lambda t: pretrain(t, 'data.sources=[{"type": "image_folder", "root": "%s", "max_image_pixels": -5}]'
+                       % colour_folders(os.path.join(t, "imgs"), ["a"])))
+_c("image folder", "a decompression bomb (97 KB, 9500x9500)", "9500x9500 = 90,250,000 pixels is over the limit")(
+    lambda t: folder_source(t, os.path.dirname(os.path.dirname(png_bomb(os.path.join(t, "imgs", "a", "b.png"), 9500)))))
+_c("image list", "caption column missing", "no 'caption' column in the header (columns found: 'image', 'text')", "out")(
+    lambda t: images_cmd(t, "--list", pairs(t, "image\ttext\na.jpg\ta red square\n")))
+_c("image list", "invalid UTF-8", "pairs.tsv:3: not valid UTF-8 (byte 0xff at column 11)", "out")(
+    lambda t: images_cmd(t, "--list", pairs(t, b"image\tcaption\na.jpg\tfine\na.jpg\tthe \xff cat\n")))
+_c("image list", "a tab inside an unquoted caption", "pairs.tsv:2: 3 field(s) where the header names 2", "out")(
+    lambda t: images_cmd(t, "--list", pairs(t, "image\tcaption\na.jpg\ta red\tsquare on grass\n")))
+_c("image list", "every image over --max-pixels", "20x20 = 400 pixels is over the limit of 100", "out")(
+    lambda t: images_cmd(t, "--list", pairs(t, "image\tcaption\na.jpg\tx\n"), "--max-pixels", "100"))
+_c("image list", "--max-pixels -1", "--max-pixels: max_image_pixels must be a whole number >= 0", "out")(
+    lambda t: images_cmd(t, "--list", pairs(t, "image\tcaption\na.jpg\tx\n"), "--max-pixels", "-1"))
+
+
+def token_shards(t: str) -> str:
+    """BERT-format token shards of a toy corpus, written with its 79-token vocabulary."""
+    from m3i_modular.data.tokenizers import tokenizer_from_path
+    from m3i_modular.preprocess.synthetic_text import write_corpus
+    from m3i_modular.preprocess.text_writer import write_text_shards
+    corpus, vocab_file = write_corpus(os.path.join(t, "toy"), documents=40)
+    out = os.path.join(t, "toy", "shards")
+    write_text_shards([corpus], out, tokenizer_from_path(vocab_file), fmt="bert", progress=False)
+    return out
+
+
+def bert(t: str, *extra_sets: str) -> List[str]:
+    shards = token_shards(t)
+    return ["pretrain.py", "--config", os.path.join(REPO, "models", "bert_mini.json"),
+            *sets(f"data.sources.0.path={shards}", "train.device=cpu", *extra_sets, base=[]),
+            "--output-dir", os.path.join(t, "run")]
+
+
+_c("text", "shards of a 79-token tokenizer, a 7-token tokenizer.vocab",
+   ("written with another tokenizer (wordpiece, 79 tokens", "than the run's \"tokenizer\" (wordpiece, 7 tokens"))(
+    lambda t: bert(t, f"tokenizer.vocab={vocab(t)}"))
+_c("text", "model vocab_size smaller than the shards' ids",
+   ("model.embedding.word.vocab_size is 50", "the vocab_size 79 the token shards record in", "shard-00000.json"))(
+    lambda t: bert(t, f"tokenizer.vocab={os.path.join(t, 'toy', 'vocab.txt')}", "model.embedding.word.vocab_size=50"))
+
+
+def knn(t: str, train: str, val: str, *extra: str) -> List[str]:
+    return ["finetune/run_knn.py", "--random-init", "--config", MAE, *sets(base=TINY_MAE), "--device", "cpu",
+            "--train-data", train, "--val-data", val, "--output", os.path.join(t, "knn.json"), *extra]
+
+
+_c("eval", "train classes {a, b}, val classes {b, c}", "'c' only in the held-out data", "knn.json")(
+    lambda t: knn(t, colour_folders(os.path.join(t, "tr"), "ab"), colour_folders(os.path.join(t, "va"), "bc")))
+_c("eval", "one class on the training side", "the training data holds 1 class ('a') over 4 labelled samples",
+   "knn.json")(lambda t: knn(t, *[colour_folders(os.path.join(t, "one"), "a")] * 2))
+_c("eval", "k larger than the training set", "k = 20 is larger than the 8 labelled training samples", "knn.json")(
+    lambda t: knn(t, *[colour_folders(os.path.join(t, "ab"), "ab")] * 2))
+_c("eval", "k-NN monitor with k larger than its training samples",
+   "eval.k: k = 20 is larger than the 8 training samples the k-NN monitor reads")(
+    lambda t: pretrain(t, 'eval={"knn_every": 1, "knn_train": 8, "knn_val": 8, "k": 20}'))
+
+
+@dataclass
+class SkipCase:
+    """A bad sample or row that is skipped, not fatal: exit 0, `printed` in the output, `check(tmp)` finds the
+    count recorded (metrics, manifest or results)."""
+    kind: str
+    name: str
+    setup: Callable[[str], List[str]]
+    printed: str
+    check: Callable[[str], None]
+
+
+SKIPS: List[SkipCase] = []
+
+
+def _s(kind, name, printed, check):
+    def deco(fn):
+        SKIPS.append(SkipCase(kind, name, fn, printed, check))
+        return fn
+    return deco
+
+
+def _manifest(t: str) -> dict:
+    return json.load(open(os.path.join(t, "out", "manifest.json")))
+
+
+def _bomb_skipped(t: str) -> None:
+    m = _manifest(t)
+    assert m["samples"] == 2 and m["skipped_count"] == 1, m
+    assert "9500x9500 = 90,250,000 pixels is over the limit" in m["skipped"][0]["error"]
+
+
+@_s("image folder", "preprocess images: a decompression bomb among good images", "(1 unreadable input(s) skipped)",
+    _bomb_skipped)
+def _(t):
+    colour_folders(os.path.join(t, "imgs"), ["a"], per_class=2)
+    png_bomb(os.path.join(t, "imgs", "a", "bomb.png"), 9500)
+    return images_cmd(t, "--folder", os.path.join(t, "imgs"))
+
+
+def _row_skipped(t: str) -> None:
+    m = _manifest(t)
+    assert m["samples"] == 2 and m["bad_rows_count"] == 1 and m["bad_rows"][0]["line"] == 3, m
+
+
+_s("image list", "--on-bad-row skip with an invalid UTF-8 row", "1 bad row(s) of the list skipped", _row_skipped)(
+    lambda t: images_cmd(t, "--list", pairs(t, b"image\tcaption\na.jpg\tfine\na.jpg\tthe \xff cat\na.jpg\tok\n"),
+                         "--on-bad-row", "skip"))
+
+
+def _run_skips(t: str) -> None:
+    with open(os.path.join(t, "run", "metrics.jsonl")) as f:
+        last = [json.loads(line) for line in f][-1]
+    assert last["data_skipped_total"] >= 1, last
+
+
+@_s("image folder", "pretrain: an image over max_image_pixels among good ones", "unreadable sample(s) skipped and "
+    "replaced over the run", _run_skips)
+def _(t):
+    root = colour_folders(os.path.join(t, "imgs"), ["a"], per_class=3)
+    colour_folders(os.path.join(t, "big"), ["a"], per_class=1, size=40)
+    shutil.move(os.path.join(t, "big", "a", "0.png"), os.path.join(root, "a", "big.png"))
+    return pretrain(t, 'data.sources=[{"type": "image_folder", "root": "%s", "max_image_pixels": 900}]' % root)
+
+
+def _eval_skip(t: str) -> None:
+    res = json.load(open(os.path.join(t, "knn.json")))
+    assert res["skipped"] == 1 and res["n_test"] == 8, res
+
+
+@_s("eval", "k-NN: a held-out image over max_image_pixels", '"skipped": 1', _eval_skip)
+def _(t):
+    val = colour_folders(os.path.join(t, "va"), "ab")
+    colour_folders(os.path.join(t, "big"), ["a"], per_class=1, size=40)
+    shutil.move(os.path.join(t, "big", "a", "0.png"), os.path.join(val, "a", "big.png"))
+    src = json.dumps({"type": "image_folder", "root": val, "max_image_pixels": 900})
+    return knn(t, colour_folders(os.path.join(t, "tr"), "ab", per_class=6), src, "--k", "5")
+
+
 # -- running a case -----------------------------------------------------------------------------------------
 def snapshot(path: str) -> dict:
     """{relative path: sha256} of every file under `path` (None when it does not exist)."""
@@ -506,18 +673,13 @@ def entry(script: str):
     return _SCRIPTS[script]
 
 
-def run(case: Case, tmp: str, prior_run: str):
-    """(exit code, stderr, watched directory before, after) of one case, run in this process."""
-    if prior_run:
-        shutil.copytree(prior_run, prior(tmp))
-    argv = case.setup(tmp)
-    watched = prior(tmp) if case.watch == "prior" else os.path.join(tmp, case.watch)
-    before = snapshot(watched)
-    err = io.StringIO()
+def call(argv: List[str]):
+    """(exit code, stdout, stderr) of one command line, run in this process from the repository root."""
+    out, err = io.StringIO(), io.StringIO()
     cwd = os.getcwd()
     os.chdir(REPO)
     try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
             try:
                 rc = entry(argv[0])(argv[1:])
             except SystemExit as e:  # argparse
@@ -527,7 +689,23 @@ def run(case: Case, tmp: str, prior_run: str):
                 print(f"Traceback ... {type(e).__name__}: {str(e)[:300]}", file=err)
     finally:
         os.chdir(cwd)
-    return rc, err.getvalue(), before, snapshot(watched)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def run(case: Case, tmp: str, prior_run: str):
+    """(exit code, stderr, watched directory before, after) of one case, run in this process."""
+    if prior_run:
+        shutil.copytree(prior_run, prior(tmp))
+    argv = case.setup(tmp)
+    watched = prior(tmp) if case.watch == "prior" else os.path.join(tmp, case.watch)
+    before = snapshot(watched)
+    rc, _, err = call(argv)
+    return rc, err, before, snapshot(watched)
+
+
+def expected(case: Case) -> tuple:
+    """The fragments the case's one line must hold."""
+    return case.expect if isinstance(case.expect, tuple) else (case.expect,)
 
 
 def make_prior(tmp: str) -> str:

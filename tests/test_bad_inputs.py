@@ -1,5 +1,6 @@
 """Every bad input of tests/bad_inputs.py is one line, exit code 2, and leaves the output directory as it was
-(not created; a previous run's files unchanged). A pickle that would run code is never executed.
+(not created; a previous run's files unchanged). A pickle that would run code is never executed. Every
+skippable one (SKIPS) is exit 0 with the skip printed and counted.
 
 `python tests/test_bad_inputs.py [NAME-FRAGMENT]` prints the table of cases and the line each prints."""
 import os
@@ -10,7 +11,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bad_inputs  # noqa: E402
-from bad_inputs import CASES, make_prior, run  # noqa: E402
+from bad_inputs import CASES, SKIPS, call, expected, make_prior, run  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +21,8 @@ def prior_run(tmp_path_factory):
 
 def test_the_suite_has_at_least_50_cases_of_every_kind():
     assert len(CASES) >= 50
-    assert {c.kind for c in CASES} >= {"config", "cli", "checkpoint", "image folder", "tar", "text", "tokenizer",
-                                       "audio"}
+    assert {c.kind for c in CASES} >= {"config", "cli", "checkpoint", "image folder", "image list", "tar", "text",
+                                       "tokenizer", "audio", "eval"}
     assert len({c.name for c in CASES}) == len(CASES)
 
 
@@ -30,9 +31,17 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, prior_r
     rc, err, before, after = run(case, str(tmp_path), prior_run)
     lines = err.strip().splitlines()
     assert rc == 2 and len(lines) == 1, (rc, err)
-    assert case.expect in lines[0], lines[0]
+    assert all(e in lines[0] for e in expected(case)), lines[0]
     assert before == after, "the output directory changed"
     assert not (tmp_path / "PWNED").exists(), "a pickle ran code"
+
+
+@pytest.mark.parametrize("case", SKIPS, ids=[f"{c.kind}: {c.name}" for c in SKIPS])
+def test_a_skipped_input_is_exit_0_printed_and_counted(case, tmp_path):
+    rc, out, err = call(case.setup(str(tmp_path)))
+    assert rc == 0, err
+    assert case.printed in out + err, (out, err)
+    case.check(str(tmp_path))
 
 
 if __name__ == "__main__":
@@ -47,6 +56,7 @@ if __name__ == "__main__":
             os.makedirs(d)
             rc, err, before, after = run(case, d, prior)
             lines = err.strip().splitlines()
-            flag = "" if (rc == 2 and len(lines) == 1 and before == after and case.expect in err) else " (FAILS)"
+            ok = rc == 2 and len(lines) == 1 and before == after and all(e in err for e in expected(case))
+            flag = "" if ok else " (FAILS)"
             rows.append((case, f"{rc}{flag}", " / ".join(lines) if lines else "(nothing)"))
     print(bad_inputs.table(rows))

@@ -60,6 +60,12 @@ class SkipTally:
                             f"data.max_skip_share")
         return {"data_skipped": window, "data_skipped_total": self.skipped}
 
+    def summary(self) -> str:
+        """The end-of-run line (totals at the last report): how many samples were skipped, and where most were."""
+        where = f", most in {self.shards.most_common(1)[0][0]}" if self.shards else ""
+        return (f"data: {self.skipped} unreadable sample(s) skipped and replaced over the run (of {self.drawn} "
+                f"drawn{where}); data_skipped_total in metrics.jsonl")
+
     def state(self) -> torch.Tensor:
         """Global totals for the checkpoint (a collective, like save itself)."""
         self._flush()

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional
 
 from ..recipe.sections import EvalConfig, TrainConfig
 from .features import build_split_source, extract_features, load_split
+from .classes import check_monitor_sources
 from .knn import knn_accuracy
 from .transform import eval_transform
 
@@ -24,6 +25,7 @@ class KnnMonitor:
         # build (and so validate) both splits now, before a run writes anything; render them lazily
         self.train_source = build_split_source(cfg, "train", num_samples=ec.knn_train, source=ec.source)
         self.val_source = build_split_source(cfg, "val", num_samples=ec.knn_val, source=ec.source)
+        check_monitor_sources(self.train_source, self.val_source, k=ec.k, knn_train=ec.knn_train)
         self._data = None
 
     def due(self, step: int) -> bool:

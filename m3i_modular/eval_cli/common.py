@@ -33,6 +33,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 
 from ..errors import ConfigError, DataError, entry_point
+from ..eval.classes import match_classes
 from ..eval.features import EvalData, frozen, mean_pooled, read_split
 from ..eval.sources import build_data_source, build_split_source, class_names, source_config, split_source_config
 from ..eval.subsets import choose_subset
@@ -73,6 +74,9 @@ def base_parser(prog: str, description: str, *, train_samples: Optional[int] = 2
     p.add_argument("--val-samples", type=int, default=val_samples,
                    help=f"samples of the held-out data (default {val_samples}; stratified by class)")
     p.add_argument("--eval-split", default="val", help="the recipe source's held-out split (default val)")
+    p.add_argument("--allow-class-mismatch", action="store_true", help="score the classes both sides name, "
+                   "matched by name, leaving out the others (reported); without it a class on one side only is an "
+                   "error")
     p.add_argument("--source", type=int, default=0, help="which of the recipe's data sources (default 0)")
     p.add_argument("--seed", type=int, default=0, help=f"{seed_help} (default 0)")
     p.add_argument("--crop-pct", type=float, default=1.0, help="eval resize = size / crop_pct (default 1.0)")
@@ -319,7 +323,8 @@ def _run(args, name, evaluate, check, applies, splits, primary) -> int:
 
 
 def labels_reason(ctx: Context) -> Optional[str]:
-    """Why the data cannot be scored by class (no labels on a side), or None."""
+    """Why the data cannot be scored by class (no labels on a side; class names that differ between the sides,
+    without --allow-class-mismatch), or None; matched names renumber the held-out labels (eval/classes.py)."""
     from ..eval.subsets import source_labels
     for which, s in ctx.splits.items():
         if s.first().get("label") is not None:
@@ -327,4 +332,10 @@ def labels_reason(ctx: Context) -> Optional[str]:
         labels = source_labels(s.source)
         if not labels or all(y is None for y in labels):
             return f"the {which} data ({s.data}) has no class labels"
+    if "train" in ctx.splits and "val" in ctx.splits:  # labels are class positions: match them by name
+        try:
+            ctx.info.update(match_classes(ctx.splits["train"], ctx.splits["val"],
+                                          allow_mismatch=ctx.args.allow_class_mismatch))
+        except ConfigError as e:
+            return e.message
     return None

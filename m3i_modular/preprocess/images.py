@@ -2,8 +2,10 @@
 
 Inputs (one of):
   --folder DIR          ImageNet-style DIR/<class>/<image>; classes are the sorted folder names -> `.cls`
-  --list FILE           image-text pairs: .tsv / .csv (header row) or .jsonl, columns --image-col and
-                        --caption-col (and --label-col if any); image paths relative to the list's folder
+  --list FILE           image-text pairs: .tsv / .csv (header row, csv quoting) or .jsonl, columns
+                        --image-col and --caption-col (and --label-col if any), each required once named;
+                        image paths relative to the list's folder; a bad row (not UTF-8, wrong field count)
+                        stops with file:line, or with --on-bad-row skip is left out and counted
   --images PATH...      unlabelled images: files, folders (searched recursively) or .txt lists of paths
   --index SHARD...      no conversion: write the `.idx.json` index beside existing shards (img2dataset's)
 
@@ -13,15 +15,16 @@ The output directory is built under a temporary name and renamed at the end.
 """
 from __future__ import annotations
 
-import csv
 import io
 import itertools
 import json
 import os
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
+from ..data.decode import DEFAULT_MAX_PIXELS, check_max_pixels, decode_rgb
 from ..errors import ConfigError, DataError, library_message
 from ..runtime.atomic import atomic_dir, atomic_write_text
+from .list_rows import ON_BAD_ROW, ListReader
 from .tar_writer import ShardWriter, write_index
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -44,9 +47,15 @@ def add_parser(subparsers) -> None:
     p.add_argument("--image-col", default="image", help="--list: the column with the image path")
     p.add_argument("--caption-col", default="caption", help="--list: the column with the caption")
     p.add_argument("--label-col", default="", help="--list: an optional integer label column")
+    p.add_argument("--on-bad-row", choices=ON_BAD_ROW, default="error",
+                   help="--list: a row that is not UTF-8 or has the wrong number of fields stops with its "
+                        "file:line (error, the default), or is left out and counted (skip)")
     p.add_argument("--resize", type=int, default=0, metavar="PX",
                    help="shrink so the shorter side is PX (never enlarges); 0 keeps the size")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality of re-encoded images (1-100)")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                   help=f"skip (and count) images of more than N pixels, checked before decoding (default "
+                        f"{DEFAULT_MAX_PIXELS:,}, PIL's limit; 0: none)")
     p.add_argument("--shard-size", type=int, default=1000, help="samples per shard")
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
@@ -69,22 +78,29 @@ def run(args) -> None:
         raise ConfigError(f"--quality must be in 1..100, got {args.quality}")
     if args.resize < 0 or args.shard_size < 1 or args.workers < 1:
         raise ConfigError("--resize must be >= 0, --shard-size and --workers >= 1")
+    try:
+        check_max_pixels(args.max_pixels)
+    except ValueError as e:
+        raise ConfigError(f"--max-pixels: {e}") from None
     if os.path.exists(args.output) and not args.overwrite:
         raise ConfigError(f"'{args.output}' exists: pass --overwrite to replace it, or choose another --output")
     classes: Optional[List[str]] = None
+    bad_rows: List[dict] = []
     if args.folder:
         classes, jobs = folder_jobs(args.folder)
     elif args.list:
-        jobs = list_jobs(args.list, args.image_col, args.caption_col, args.label_col)
+        jobs, bad_rows = list_jobs(args.list, args.image_col, args.caption_col, args.label_col,
+                                   on_bad_row=args.on_bad_row)
     else:
         jobs = image_jobs(args.images)
     if not jobs:
         raise ConfigError("no images found in the input")
     manifest = write_image_shards(jobs, args.output, classes=classes, resize=args.resize, quality=args.quality,
                                   shard_size=args.shard_size, workers=args.workers, overwrite=args.overwrite,
-                                  progress=not args.no_progress)
+                                  progress=not args.no_progress, max_pixels=args.max_pixels, bad_rows=bad_rows)
+    rows = f", {len(bad_rows)} bad row(s) of the list skipped" if args.list else ""
     print(f"wrote {manifest['samples']} samples in {len(manifest['shards'])} shard(s) to {args.output}"
-          f" ({manifest['skipped_count']} unreadable input(s) skipped)")
+          f" ({manifest['skipped_count']} unreadable input(s) skipped{rows})")
 
 
 # --- inputs ------------------------------------------------------------------------------------------
@@ -113,48 +129,34 @@ def folder_jobs(folder: str) -> Tuple[List[str], List[Job]]:
     return classes, jobs
 
 
-def _rows(path: str) -> Iterator[Tuple[int, dict]]:
-    ext = os.path.splitext(path)[1].lower()
-    try:
-        f = open(path, encoding="utf-8", newline="")
-    except OSError as e:
-        raise ConfigError(f"--list '{path}': cannot open ({e.strerror})") from None
-    with f:
-        if ext == ".jsonl":
-            for lineno, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        row = json.loads(line)
-                    except ValueError as e:
-                        raise DataError(f"{path}:{lineno}: not a JSON object ({e})") from None
-                    if not isinstance(row, dict):
-                        raise DataError(f"{path}:{lineno}: expected a JSON object per line")
-                    yield lineno, row
-        elif ext in (".tsv", ".csv"):
-            reader = csv.DictReader(f, delimiter="\t" if ext == ".tsv" else ",")
-            for row in reader:
-                yield reader.line_num, row
-        else:
-            raise ConfigError(f"--list '{path}': unknown format '{ext}' (use .tsv, .csv or .jsonl)")
-
-
-def list_jobs(path: str, image_col: str, caption_col: str, label_col: str = "") -> List[Job]:
+def list_jobs(path: str, image_col: str, caption_col: str, label_col: str = "", *,
+              on_bad_row: str = "error") -> Tuple[List[Job], List[dict]]:
+    """(jobs, bad rows skipped) of an image-text list (list_rows.py: csv quoting, UTF-8, named columns)."""
+    if not image_col:
+        raise ConfigError("--image-col must name the column with the image paths")
+    required = {image_col: "--image-col", caption_col: "--caption-col", label_col: "--label-col"}
+    reader = ListReader(path, required=required, on_bad_row=on_bad_row,
+                        optional_flags=("--caption-col", "--label-col"))
     base, jobs = os.path.dirname(os.path.abspath(path)), []
-    for lineno, row in _rows(path):
-        if image_col not in row or row[image_col] in (None, ""):
-            raise DataError(f"{path}:{lineno}: no '{image_col}' value (columns: {', '.join(map(str, row))}); "
-                            f"set --image-col")
-        caption = row.get(caption_col)
+    for lineno, row in reader.rows():
+        if row[image_col] in (None, ""):
+            reader.bad_row(lineno, f"no '{image_col}' value")
+            continue
+        caption = row.get(caption_col) if caption_col else None
+        if caption is not None and not isinstance(caption, str):
+            reader.bad_row(lineno, f"the '{caption_col}' value is not text: {caption!r}")
+            continue
         label = None
         if label_col and row.get(label_col) not in (None, ""):
             try:
                 label = int(row[label_col])
             except (TypeError, ValueError):
-                raise DataError(f"{path}:{lineno}: label '{row[label_col]}' is not an integer") from None
+                reader.bad_row(lineno, f"label '{row[label_col]}' is not an integer")
+                continue
         image = str(row[image_col])
-        jobs.append((os.path.join(base, image), label, None if caption in (None, "") else str(caption),
+        jobs.append((os.path.join(base, image), label, None if caption in (None, "") else caption,
                      {"path": image, "line": lineno}))
-    return jobs
+    return jobs, reader.bad
 
 
 def image_jobs(paths: List[str]) -> List[Job]:
@@ -173,33 +175,34 @@ def image_jobs(paths: List[str]) -> List[Job]:
 
 # --- conversion --------------------------------------------------------------------------------------
 
-def encode_image(path: str, resize: int, quality: int) -> bytes:
-    """The JPEG bytes to store: the original file when it is a JPEG that needs no change, else re-encoded."""
+def encode_image(path: str, resize: int, quality: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+    """The JPEG bytes to store: the original file when it is a JPEG that needs no change, else re-encoded from
+    its RGB decoding (data/decode.py: value range kept, EXIF orientation applied, oversized images refused)."""
     from PIL import Image
     try:
         with open(path, "rb") as f:
             data = f.read()
-        with Image.open(io.BytesIO(data)) as im:
-            fmt, mode = im.format, im.mode
-            im.load()  # a full decode: corrupt or truncated inputs fail here, at preprocessing time
-            rgb = im.convert("RGB")
-    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ...
-        raise DataError(f"{path}: unreadable image ({library_message(e)})") from None
+    except OSError as e:
+        raise DataError(f"{path}: unreadable image ({e.strerror})") from None
+    try:
+        rgb, fmt, mode = decode_rgb(data, max_pixels)  # a full decode: corrupt inputs fail here, at preprocessing
+    except DataError as e:
+        raise DataError(f"{path}: {e}") from None
     w, h = rgb.size
     if resize and min(w, h) > resize:
         scale = resize / min(w, h)
         rgb = rgb.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC)
     elif fmt == "JPEG" and mode == "RGB":
-        return data  # already what we would write: keep it bit-exact
+        return data  # already what we would write: keep it bit-exact (the reader applies its EXIF orientation)
     out = io.BytesIO()
     rgb.save(out, format="JPEG", quality=quality)
     return out.getvalue()
 
 
 def _convert(task):
-    job, resize, quality = task
+    job, resize, quality, max_pixels = task
     try:
-        return encode_image(job[0], resize, quality), None
+        return encode_image(job[0], resize, quality, max_pixels), None
     except DataError as e:
         return None, str(e)
 
@@ -216,11 +219,12 @@ def _bounded(pool, tasks, chunk: int):
 
 def write_image_shards(jobs: List[Job], output: str, *, classes: Optional[List[str]] = None, resize: int = 0,
                        quality: int = 95, shard_size: int = 1000, workers: int = 1, overwrite: bool = False,
-                       progress: bool = False) -> dict:
+                       progress: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
+                       bad_rows: Optional[List[dict]] = None) -> dict:
     """Convert `jobs` into `output/000000.tar`, ... and `output/manifest.json`; returns the manifest."""
     import multiprocessing
 
-    tasks = ((job, resize, quality) for job in jobs)
+    tasks = ((job, resize, quality, max_pixels) for job in jobs)
     skipped: List[dict] = []
     labels: Dict[str, int] = {}
     captions = 0
@@ -261,5 +265,7 @@ def write_image_shards(jobs: List[Job], output: str, *, classes: Optional[List[s
         manifest = {"version": MANIFEST_VERSION, "kind": "images", "samples": n, "captions": captions,
                     "classes": classes, "label_counts": labels, "resize": resize, "quality": quality,
                     "skipped_count": len(skipped), "skipped": skipped[:1000], "shards": writer.shards}
+        if bad_rows is not None:
+            manifest.update(bad_rows_count=len(bad_rows), bad_rows=bad_rows[:1000])
         atomic_write_text(os.path.join(tmp, "manifest.json"), json.dumps(manifest, indent=1, ensure_ascii=False))
     return manifest

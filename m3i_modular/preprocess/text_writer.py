@@ -20,6 +20,7 @@ from ..runtime.atomic import atomic_dir
 from ..errors import DataError
 from ..data.sources.token_store import SHARD_VERSION, token_dtype
 from ..data.tokenizers import Tokenizer, tokenizer_from_dir
+from ..data.tokenizers.fingerprint import fingerprint
 
 FORMATS = ("lines", "bert", "jsonl")
 
@@ -225,6 +226,7 @@ def write_text_shards(files: Sequence[str], output: str, tokenizer: Tokenizer, *
             tok_cfg = json.load(f)
         header = {"format": "m3i_token_shard", "version": SHARD_VERSION, "source_format": fmt,
                   "tokenizer": tok_cfg, "vocab_size": tokenizer.vocab_size, "append_eos": append_eos,
+                  "tokenizer_fingerprint": fingerprint(tokenizer),
                   "idx_layout": "int64 sentence token offsets (num_sentences+1), "
                                 "then int64 document sentence offsets (num_documents+1)"}
         writer = ShardWriter(tmp, dtype=token_dtype(tokenizer.vocab_size), max_tokens=max_shard_tokens,

@@ -9,6 +9,7 @@ import os
 import sys
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
+from . import duplicate_keys
 from ..errors import ConfigError
 from ..registry import config_path, nearest
 from .sections import Recipe
@@ -29,10 +30,11 @@ def _read(path: str) -> dict:
                           f"file", file=path) from None
     try:
         if path.endswith((".yaml", ".yml")):
-            import yaml
-            data = yaml.safe_load(text)
+            data = duplicate_keys.load_yaml(text, path)  # a key given twice is an error, not the last one
         else:
-            data = json.loads(text)
+            data = duplicate_keys.load_json(text, path)
+    except ConfigError:
+        raise
     except json.JSONDecodeError as e:
         raise ConfigError(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}", file=path) from None
     except Exception as e:  # yaml's errors carry their position in problem_mark

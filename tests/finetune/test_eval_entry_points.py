@@ -108,8 +108,11 @@ def test_check_says_what_applies(run_dir, folders, capsys):
         assert script.main(["--checkpoint", str(run_dir), "--check", *extra]) == 0
         return _last_json(capsys.readouterr().out)
 
-    assert check(probe, "--val-data", str(folders / "val")) == {"eval": "linear_probe", "applicable": True,
-                                                                "reason": ""}
+    both = ["--train-data", str(folders / "train"), "--val-data", str(folders / "val")]
+    assert check(probe, *both) == {"eval": "linear_probe", "applicable": True, "reason": ""}
+    # the recipe's shape classes against colour folders: labels would be scored against the wrong classes
+    other = check(probe, "--val-data", str(folders / "val"))
+    assert other["applicable"] is False and "'red' only in the held-out data" in other["reason"], other
     assert check(dense)["applicable"] is True                                # synthetic_shapes has masks
     no_masks = check(dense, "--train-data", str(folders / "train"))
     assert no_masks["applicable"] is False and "no pixel masks" in no_masks["reason"]

@@ -7,7 +7,8 @@
 folders, so the same folder names give the same labels in every split (`classes` lists them). Images are
 found once, in sorted order, when the source is built; a file that cannot be decoded raises DataError when
 it is read, and the reader substitutes another sample and counts the skip (`data_skipped` in metrics.jsonl,
-`skipped` in an evaluation's results), as for shards.
+`skipped` in an evaluation's results), as for shards; so is an image of more than `max_image_pixels` pixels
+(default PIL's limit, checked on the header before decoding; 0: no limit). Decoding: data/decode.py.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 from ...errors import DataError
 from ...registry import DATASETS, config_error
-from .webdataset import decode_image
+from ..decode import DEFAULT_MAX_PIXELS, check_max_pixels, decode_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
@@ -39,9 +40,13 @@ def class_folders(root: str) -> List[str]:
 class ImageFolder:
     """Raw samples {"key", "image", "label", "caption": None, "seg": None} of class folders."""
 
-    def __init__(self, *, root: str, split: Optional[str] = None):
+    def __init__(self, *, root: str, split: Optional[str] = None, max_image_pixels: int = DEFAULT_MAX_PIXELS):
         if not isinstance(root, str) or not root:
             raise config_error("root must be a folder holding one sub-folder per class", "root")
+        try:
+            self.max_pixels = check_max_pixels(max_image_pixels)
+        except ValueError as e:
+            raise config_error(str(e), "max_image_pixels") from None
         folder = root if split is None else os.path.join(root, split)
         if not os.path.isdir(folder):
             if split is not None and os.path.isdir(root):
@@ -89,7 +94,7 @@ class ImageFolder:
         except OSError as e:
             raise DataError(f"{path}: cannot read ({e.strerror})") from None
         try:
-            image = decode_image(data)
+            image = decode_image(data, self.max_pixels)
         except DataError as e:
             raise DataError(f"{path}: {e}") from None
         key = os.path.splitext(os.path.relpath(path, self.folder))[0]

@@ -10,24 +10,25 @@ function of (seed, epoch), ranks and DataLoader workers split positions, and res
 Fields: the image from the first of jpg/jpeg/png/webp/bmp/tif/tiff/gif, the audio from wav/flac/ogg
 (soundfile; `sample_rate` > 0 makes a clip at another rate a skipped sample); the label from `.cls` (an integer),
 else the `.json`'s "label"; the caption from `.txt`, else the `.json`'s "caption". A sample that cannot be
-read or decoded raises DataError; PretrainDataset then substitutes another sample and counts the skip.
+read or decoded raises DataError; PretrainDataset then substitutes another sample and counts the skip. Images
+are decoded by data/decode.py: value range kept (16-bit, float), EXIF orientation applied, and an image of
+more than `max_image_pixels` pixels (default PIL's limit; 0: none) refused before decoding.
 """
 from __future__ import annotations
 
 import bisect
 import glob
-import io
 import json
 import os
 import re
 from typing import Any, Dict, List, Optional
 
 import numpy as np
-import torch
 
-from ...errors import DataError, library_message
+from ...errors import DataError
 from ...registry import DATASETS, config_error
 from ..audio import AUDIO_EXTS, decode_audio
+from ..decode import DEFAULT_MAX_PIXELS, check_max_pixels, decode_image
 from .tar_index import ShardFiles, ShardIndex, truncation_error
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif")
@@ -95,25 +96,13 @@ def _from_manifest(path: str) -> List[str]:
     return [os.path.join(base, f) for f in files]
 
 
-def decode_image(data: bytes) -> torch.Tensor:
-    """Encoded image bytes -> uint8 (3, H, W); DataError when the bytes are not a whole, readable image."""
-    from PIL import Image
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im = im.convert("RGB")  # forces a full decode: a truncated file fails here, not later
-            arr = np.asarray(im, dtype=np.uint8)
-    except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError, DecompressionBomb...)
-        raise DataError(f"cannot decode image ({library_message(e)})") from None
-    return torch.from_numpy(arr.transpose(2, 0, 1).copy())
-
-
 @DATASETS.register("webdataset_shards")
 class WebDatasetShards:
     """Raw samples {"key", "image", "audio", "label", "caption", "seg": None} read by seeking into indexed
     shards (a sample has an image, an audio clip, or both)."""
 
     def __init__(self, *, shards: str, use_labels: bool = True, use_captions: bool = True, sample_rate: int = 0,
-                 allow_truncated: bool = False):
+                 allow_truncated: bool = False, max_image_pixels: int = DEFAULT_MAX_PIXELS):
         if not isinstance(shards, str) or not shards.strip():
             raise config_error("shards must be a pattern like 'data/{000000..000009}.tar', a directory or a "
                                "manifest.json", "shards")
@@ -122,6 +111,10 @@ class WebDatasetShards:
         if sample_rate < 0:
             raise config_error(f"sample_rate must be >= 0 (0 accepts any rate), got {sample_rate}", "sample_rate")
         self.sample_rate = sample_rate
+        try:
+            self.max_pixels = check_max_pixels(max_image_pixels)
+        except ValueError as e:
+            raise config_error(str(e), "max_image_pixels") from None
         self.indexes: List[ShardIndex] = []
         self.without_image = 0  # samples dropped at indexing: no image and no audio member
         self.keys: List[List[str]] = []
@@ -182,7 +175,7 @@ class WebDatasetShards:
         key, members = self.keys[s][i], self.members[s][i]
         try:
             ext = next((e for e in IMAGE_EXTS if e in members), None)
-            image = None if ext is None else decode_image(self._read(s, members[ext]))
+            image = None if ext is None else decode_image(self._read(s, members[ext]), self.max_pixels)
             ext = next((e for e in AUDIO_EXTS if e in members), None)
             audio = None if ext is None else decode_audio(self._read(s, members[ext]),
                                                           expected_rate=self.sample_rate)
