@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from m3i_modular.eval_cli.common import (add_probe_fit_args, base_parser, check_probe_fit,  # noqa: E402
                                         labels_reason, run_main)
-from m3i_modular.errors import ConfigError, DataError  # noqa: E402
+from m3i_modular.errors import ConfigError  # noqa: E402
 from m3i_modular.eval.classes import refuse_meaningless  # noqa: E402
 from m3i_modular.eval.linear_probe import L2_GRID, linear_probe, low_label_probe  # noqa: E402
 

@@ -22,7 +22,7 @@ import os
 from typing import Dict, List, Optional, Tuple
 
 from ..data.decode import DEFAULT_MAX_PIXELS, check_max_pixels, decode_rgb
-from ..errors import ConfigError, DataError, library_message
+from ..errors import ConfigError, DataError
 from ..runtime.atomic import atomic_dir, atomic_write_text
 from .list_rows import ON_BAD_ROW, ListReader
 from .tar_writer import ShardWriter, write_index
